@@ -1,0 +1,103 @@
+// Small behaviours around HTMX: modal dialogs, copy buttons and visible request errors.
+(function () {
+  "use strict";
+
+  function openDialogs(root) {
+    var dialogs = root.matches && root.matches("dialog[data-modal]") ? [root] : [];
+    if (root.querySelectorAll) {
+      dialogs = dialogs.concat(Array.prototype.slice.call(root.querySelectorAll("dialog[data-modal]")));
+    }
+    dialogs.forEach(function (dialog) {
+      if (!dialog.isConnected || (dialog.open && dialog.matches(":modal"))) return;
+      if (dialog.open) dialog.close();
+      dialog.showModal();
+      var focus = dialog.querySelector("[autofocus]");
+      if (focus) focus.focus();
+    });
+  }
+
+  function closeDialog(dialog) {
+    dialog.close();
+    if (dialog.closest("#dialog-host")) {
+      dialog.remove();
+    } else {
+      window.location.assign(document.querySelector("nav.breadcrumb a") ? document.querySelector("nav.breadcrumb a").href : "/");
+    }
+  }
+
+  function showRequestError(message) {
+    var region = document.getElementById("request-error");
+    if (!region) return;
+    region.textContent = message;
+    region.hidden = false;
+    var openDialog = document.querySelector("dialog[open]");
+    if (openDialog) {
+      var inDialog = openDialog.querySelector(".request-error");
+      if (!inDialog) {
+        inDialog = document.createElement("div");
+        inDialog.className = "alert alert-error request-error";
+        inDialog.setAttribute("role", "alert");
+        openDialog.insertBefore(inDialog, openDialog.children[1] || null);
+      }
+      inDialog.textContent = message;
+    }
+  }
+
+  function clearRequestError() {
+    var region = document.getElementById("request-error");
+    if (region) region.hidden = true;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.htmx) {
+      htmx.onLoad(openDialogs);
+    } else {
+      openDialogs(document);
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var closer = event.target.closest("[data-close-dialog]");
+    if (closer && closer.closest("#dialog-host")) {
+      event.preventDefault();
+      closeDialog(closer.closest("dialog"));
+      return;
+    }
+    var copier = event.target.closest("[data-copy]");
+    if (copier) {
+      var input = document.querySelector(copier.getAttribute("data-copy"));
+      input.select();
+      var done = function () { copier.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
+      } else {
+        document.execCommand("copy");
+        done();
+      }
+    }
+    // Close any open action menu when clicking elsewhere.
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.removeAttribute("open");
+    });
+  });
+
+  document.addEventListener("cancel", function (event) {
+    // Escape on a modal: remove it from the host so it does not linger hidden.
+    if (event.target.matches("#dialog-host dialog")) {
+      event.preventDefault();
+      closeDialog(event.target);
+    }
+  }, true);
+
+  document.addEventListener("htmx:beforeRequest", clearRequestError);
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var reason = xhr.status === 400 && /CSRF/i.test(xhr.responseText)
+      ? "Your session expired. Reload the page and try again."
+      : "The request failed (HTTP " + xhr.status + " " + xhr.statusText + "). Try again.";
+    showRequestError(reason);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showRequestError("The server could not be reached. Check your connection and try again.");
+  });
+})();

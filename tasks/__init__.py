@@ -1,0 +1,1 @@
+"""Dramatiq actors. `dramatiq tasks.worker` runs them; `python -m tasks.scheduler` times the periodic jobs."""

@@ -1,0 +1,34 @@
+"""The scheduler process: APScheduler's BlockingScheduler runs the periodic jobs (`python -m tasks.scheduler`)."""
+
+import logging
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from webhooks_app import create_app
+
+logger = logging.getLogger("tasks.scheduler")
+
+# (function, trigger arguments) pairs; later features add their periodic jobs here.
+PERIODIC_JOBS: list[tuple] = []
+
+
+def build_scheduler(app) -> BlockingScheduler:
+    """A scheduler holding every periodic job, each run inside an app context."""
+    scheduler = BlockingScheduler(timezone="UTC")
+    for job, trigger in PERIODIC_JOBS:
+        def run(job=job):
+            with app.app_context():
+                job()
+        scheduler.add_job(run, id=job.__name__, name=job.__name__, **trigger)
+    return scheduler
+
+
+def main() -> None:
+    app = create_app()
+    scheduler = build_scheduler(app)
+    logger.info("scheduler started with jobs: %s", [job.id for job in scheduler.get_jobs()] or "none")
+    scheduler.start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The webhook form refuses bad input with a message beside the field and saves nothing."""
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from webhooks_app.extensions import db
+from webhooks_app.models import Webhook, WebhookSubscription
+
+NEW = "/system/integrations/api/webhooks/new"
+GOOD = {"name": "Asset sync", "url": "https://hooks.example.com/netx", "events": ["asset.create"], "enabled": "y"}
+
+BAD_INPUTS = [
+    ("plain http", {"url": "http://hooks.example.com/netx"}, "HTTPS is required"),
+    ("no scheme", {"url": "hooks.example.com/netx"}, "HTTPS is required"),
+    ("no host", {"url": "https:///netx"}, "no host name"),
+    ("scheme only", {"url": "https://"}, "no host name"),
+    ("space in path", {"url": "https://hooks.example.com/my hook"}, "a space at position 29"),
+    ("non-ascii", {"url": "https://hooks.example.com/café"}, "must be percent-encoded"),
+    ("angle bracket", {"url": "https://hooks.example.com/<x>"}, "must be percent-encoded"),
+    ("broken escape", {"url": "https://hooks.example.com/100%"}, "two hexadecimal digits"),
+    ("bad port", {"url": "https://hooks.example.com:99999/"}, "cannot be read"),
+    ("3000-character URL", {"url": "https://hooks.example.com/" + "a" * 2974}, "3,000 characters long"),
+    ("empty URL", {"url": ""}, "Enter the endpoint URL."),
+    ("empty name", {"name": "   "}, "Enter a name for the webhook."),
+    ("long name", {"name": "n" * 256}, "at most 255 characters"),
+    ("no events", {"events": []}, "Select at least one event."),
+    ("unknown event", {"events": ["asset.explode"]}, "not a valid choice"),
+]
+
+
+def count_rows(app):
+    with app.app_context():
+        webhooks = db.session.scalar(select(func.count()).select_from(Webhook))
+        subscriptions = db.session.scalar(select(func.count()).select_from(WebhookSubscription))
+        return webhooks, subscriptions
+
+
+@pytest.mark.parametrize(("case", "change", "message"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_refused_with_a_message_and_nothing_saved(app, admin_client, case, change, message):
+    """Each bad input answers 422 with its message in the form, and no row is written."""
+    data = {**GOOD, **change, "csrf_token": admin_client.csrf_token}
+    response = admin_client.post(NEW, data=data, headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert message in body
+    assert 'class="errors"' in body and 'aria-invalid="true"' in body
+    assert count_rows(app) == (0, 0)
+
+
+def test_the_form_keeps_what_was_typed_after_an_error(admin_client):
+    """A refused form shows the administrator's input again so nothing has to be retyped."""
+    data = {**GOOD, "url": "http://hooks.example.com/netx", "csrf_token": admin_client.csrf_token}
+    body = admin_client.post(NEW, data=data).get_data(as_text=True)
+    assert 'value="Asset sync"' in body
+    assert 'value="http://hooks.example.com/netx"' in body
+    assert re.search(r'<input[^>]*\bchecked\b[^>]*value="asset.create"', body)
+
+
+def test_missing_csrf_token_is_refused(app, admin_client):
+    """A form post without the CSRF token is refused and saves nothing."""
+    response = admin_client.post(NEW, data=GOOD)
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
+    assert count_rows(app) == (0, 0)
+
+
+def test_htmx_request_with_csrf_header_is_accepted_and_without_it_refused(app, admin_client):
+    """HTMX requests carry the token in X-CSRFToken; without it they are refused."""
+    refused = admin_client.post(NEW, data=GOOD, headers={"HX-Request": "true"})
+    assert refused.status_code == 400
+    accepted = admin_client.post(
+        NEW, data=GOOD, headers={"HX-Request": "true", "X-CSRFToken": admin_client.csrf_token}
+    )
+    assert accepted.status_code == 201
+    assert count_rows(app) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/netx",
+        "HTTPS://hooks.example.com:8443/a%20b?x=1&y=%E2%9C%93#frag",
+        "https://[2001:db8::1]/hook",
+        "https://user:pa%24s@hooks.example.com/",
+        "https://hooks.example.com/" + "a" * (2048 - 26),
+    ],
+)
+def test_good_urls_are_accepted(app, admin_client, url):
+    """HTTPS URLs with a host, legal characters and at most 2,048 characters are saved as typed."""
+    response = admin_client.post(NEW, data={**GOOD, "url": url, "csrf_token": admin_client.csrf_token})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Webhook.url)) == url
+
+
+def test_name_with_markup_is_stored_as_typed_and_shown_escaped(app, admin_client):
+    """A name containing a script tag is saved verbatim and rendered as text, never as markup."""
+    name = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    admin_client.post(NEW, data={**GOOD, "name": name, "csrf_token": admin_client.csrf_token})
+    page = admin_client.get("/system/integrations/api/webhooks").get_data(as_text=True)
+    assert "<script>alert" not in page
+    assert "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    with app.app_context():
+        assert db.session.scalar(select(Webhook.name)) == name

@@ -1,0 +1,71 @@
+"""The webhook service: a Flask app that pushes system events to subscribed HTTPS endpoints."""
+
+import logging
+
+from flask import Flask, redirect, render_template, url_for
+from sqlalchemy.engine import Engine
+
+from .config import INSTANCE_PATH, PROJECT_ROOT, settings_from_environment
+from .database import configure_sqlite
+from .extensions import csrf, db, login_manager, migrate
+from .queue import init_broker
+
+PRODUCT_NAME = "Webhooks"
+PRODUCT_VERSION = "0.1.0"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from the environment, overridden by `config`."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=str(INSTANCE_PATH),
+    )
+    app.config.update(settings_from_environment())
+    if config:
+        app.config.update(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    with app.app_context():
+        engine: Engine = db.engine
+        if engine.dialect.name == "sqlite":
+            configure_sqlite(engine)
+
+    from . import models  # noqa: F401  (register the models with the metadata)
+    from .auth.routes import bp as auth_bp
+    from .cli import register_commands
+    from .webhooks.routes import bp as webhooks_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(webhooks_bp)
+    register_commands(app)
+    init_broker(app)
+    register_error_pages(app)
+
+    @app.get("/")
+    def index():
+        """Send visitors to the Webhooks page."""
+        return redirect(url_for("webhooks.index"))
+
+    @app.context_processor
+    def product_context():
+        return {"product_name": PRODUCT_NAME}
+
+    return app
+
+
+def register_error_pages(app: Flask) -> None:
+    """Friendly pages for the errors an administrator can meet."""
+
+    def error_page(error):
+        return render_template("errors/error.html", error=error), error.code
+
+    for code in (400, 403, 404, 405, 429, 500):
+        app.register_error_handler(code, error_page)

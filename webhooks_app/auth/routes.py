@@ -1,0 +1,96 @@
+"""Sign-in and sign-out, and the rule that only administrators reach the admin pages."""
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..extensions import db, login_manager
+from ..htmx import is_htmx_request
+from ..models import User
+from ..services.users import TooManyAttempts, authenticate
+from .forms import SignInForm
+
+bp = Blueprint("auth", __name__)
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Sign in as an administrator to continue."
+login_manager.login_message_category = "info"
+login_manager.session_protection = "strong"
+
+
+@login_manager.unauthorized_handler
+def send_to_sign_in():
+    """Redirect to sign-in; HTMX requests get an HX-Redirect so the whole page navigates."""
+    flash(login_manager.login_message, login_manager.login_message_category)
+    target = url_for("auth.login", next=request.full_path.rstrip("?") if request.method == "GET" else None)
+    if is_htmx_request():
+        return "", 401, {"HX-Redirect": url_for("auth.login")}
+    return redirect(target)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def admin_required(view):
+    """Redirect anonymous visitors to sign-in and refuse signed-in non-administrators."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(403, "This page is for administrators only.")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _safe_next_url(target: str | None) -> str:
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return url_for("webhooks.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign an administrator in, with failed attempts rate-limited per email."""
+    form = SignInForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = authenticate(
+                form.email.data,
+                form.password.data,
+                request.remote_addr,
+                current_app.config["LOGIN_MAX_FAILURES"],
+                current_app.config["LOGIN_LOCKOUT_SECONDS"],
+            )
+        except TooManyAttempts as locked:
+            minutes = max(1, round(locked.retry_after_seconds / 60))
+            form.form_errors.append(
+                f"Too many failed sign-in attempts. Try again in {minutes} minute"
+                f"{'s' if minutes != 1 else ''}."
+            )
+            return render_template("auth/login.html", form=form), 429
+        db.session.commit()
+        if user is not None:
+            login_user(user)
+            return redirect(_safe_next_url(request.args.get("next")))
+        form.form_errors.append("Email or password is incorrect.")
+        status = 401
+    elif form.is_submitted():
+        status = 400
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out."""
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

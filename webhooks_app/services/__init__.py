@@ -1,0 +1,1 @@
+"""Domain logic as plain functions shared by views, CLI commands and actors."""

@@ -1,0 +1,108 @@
+"""Create, change, enable, delete webhooks and reset their secrets; callers commit."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..events import EVENT_NAMES
+from ..extensions import db
+from ..models import Webhook, WebhookSubscription, utcnow
+from ..secrets_vault import encrypt_secret, generate_secret
+
+
+class WebhookNotFound(LookupError):
+    """No webhook has that id."""
+
+
+@dataclass(frozen=True)
+class WebhookFields:
+    name: str
+    url: str
+    event_types: tuple[str, ...]
+    enabled: bool
+
+
+def list_webhooks() -> list[Webhook]:
+    """All webhooks, oldest first."""
+    return list(db.session.scalars(select(Webhook).order_by(Webhook.id)))
+
+
+def get_webhook(webhook_id: int) -> Webhook:
+    """The webhook with this id, or WebhookNotFound."""
+    webhook = db.session.get(Webhook, webhook_id)
+    if webhook is None:
+        raise WebhookNotFound(webhook_id)
+    return webhook
+
+
+def _set_event_types(webhook: Webhook, event_types: tuple[str, ...]) -> None:
+    unknown = set(event_types) - set(EVENT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown event types: {', '.join(sorted(unknown))}")
+    if not event_types:
+        raise ValueError("a webhook needs at least one event")
+    wanted = set(event_types)
+    webhook.subscriptions = [s for s in webhook.subscriptions if s.event_type in wanted]
+    present = {s.event_type for s in webhook.subscriptions}
+    for event_type in EVENT_NAMES:
+        if event_type in wanted and event_type not in present:
+            webhook.subscriptions.append(WebhookSubscription(event_type=event_type))
+
+
+def _apply_enabled(webhook: Webhook, enabled: bool) -> None:
+    if enabled and not webhook.enabled:
+        webhook.disabled_reason = None
+        webhook.disabled_at = None
+    elif not enabled and webhook.enabled:
+        webhook.disabled_at = utcnow()
+    webhook.enabled = enabled
+
+
+def create_webhook(fields: WebhookFields) -> tuple[Webhook, str]:
+    """Add a webhook; returns it and its plaintext secret, which is never retrievable again."""
+    secret = generate_secret()
+    webhook = Webhook(
+        name=fields.name,
+        url=fields.url,
+        enabled=fields.enabled,
+        secret_encrypted=encrypt_secret(secret),
+        disabled_at=None if fields.enabled else utcnow(),
+    )
+    _set_event_types(webhook, fields.event_types)
+    db.session.add(webhook)
+    db.session.flush()
+    return webhook, secret
+
+
+def update_webhook(webhook_id: int, fields: WebhookFields) -> Webhook:
+    """Change a webhook's name, URL, events and enabled state."""
+    webhook = get_webhook(webhook_id)
+    webhook.name = fields.name
+    webhook.url = fields.url
+    _set_event_types(webhook, fields.event_types)
+    _apply_enabled(webhook, fields.enabled)
+    db.session.flush()
+    return webhook
+
+
+def set_webhook_enabled(webhook_id: int, enabled: bool) -> Webhook:
+    """Turn a webhook on or off; turning it on clears any automatic-disable reason."""
+    webhook = get_webhook(webhook_id)
+    _apply_enabled(webhook, enabled)
+    db.session.flush()
+    return webhook
+
+
+def reset_webhook_secret(webhook_id: int) -> str:
+    """Replace a webhook's secret; the old one stops working at once. Returns the new one."""
+    webhook = get_webhook(webhook_id)
+    secret = generate_secret()
+    webhook.secret_encrypted = encrypt_secret(secret)
+    db.session.flush()
+    return secret
+
+
+def delete_webhook(webhook_id: int) -> None:
+    """Remove a webhook and its subscriptions."""
+    db.session.delete(get_webhook(webhook_id))
+    db.session.flush()

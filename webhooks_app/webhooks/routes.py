@@ -1,0 +1,160 @@
+"""The Webhooks page (System › Integrations › API › Webhooks) and its dialogs."""
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+
+from ..auth.routes import admin_required
+from ..events import EVENT_TYPES
+from ..extensions import db
+from ..htmx import is_htmx_request, render_page_or_fragment
+from ..redis_status import redis_is_available
+from ..secrets_vault import whsec_form
+from ..services import webhooks as webhook_service
+from .forms import ConfirmForm, EnabledForm, WebhookForm
+
+bp = Blueprint("webhooks", __name__, url_prefix="/system/integrations/api/webhooks")
+
+
+@bp.before_request
+@admin_required
+def require_admin():
+    """Every page here is for signed-in administrators only."""
+
+
+@bp.after_request
+def never_cache(response):
+    """Admin pages and one-time secrets must not be kept by browsers or proxies."""
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.context_processor
+def event_catalogue():
+    return {"event_descriptions": {event.name: event.description for event in EVENT_TYPES}}
+
+
+def load_webhook_or_404(webhook_id: int):
+    try:
+        return webhook_service.get_webhook(webhook_id)
+    except webhook_service.WebhookNotFound:
+        abort(404, f"Webhook {webhook_id} does not exist; it may have been deleted.")
+
+
+def dialog_done(message: str):
+    """Close the dialog and refresh the table for HTMX, or go back to the page otherwise."""
+    if is_htmx_request():
+        return render_template(
+            "webhooks/_dialog_closed.html", webhooks=webhook_service.list_webhooks(), message=message
+        )
+    flash(message, "success")
+    return redirect(url_for("webhooks.index"))
+
+
+def show_secret(webhook, secret: str, heading: str, status: int = 200):
+    """Render the one and only showing of a webhook secret."""
+    return render_page_or_fragment(
+        "webhooks/secret.html",
+        "webhooks/_secret_dialog.html",
+        status=status,
+        webhook=webhook,
+        secret=secret,
+        whsec_secret=whsec_form(secret),
+        heading=heading,
+        webhooks=webhook_service.list_webhooks() if is_htmx_request() else None,
+    )
+
+
+@bp.get("")
+def index():
+    """List webhooks with their status toggles."""
+    return render_page_or_fragment(
+        "webhooks/index.html",
+        "webhooks/_table.html",
+        webhooks=webhook_service.list_webhooks(),
+        redis_available=redis_is_available(),
+    )
+
+
+@bp.get("/redis-status")
+def redis_status():
+    """The Redis-unavailable alert, polled by the Webhooks page."""
+    return render_template("webhooks/_redis_alert.html", redis_available=redis_is_available())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    """Add a webhook, then show its secret once."""
+    form = WebhookForm()
+    if form.validate_on_submit():
+        webhook, secret = webhook_service.create_webhook(form.to_fields())
+        db.session.commit()
+        return show_secret(webhook, secret, heading="Webhook created", status=201)
+    return render_page_or_fragment(
+        "webhooks/form.html",
+        "webhooks/_form_dialog.html",
+        status=422 if form.is_submitted() else 200,
+        form=form,
+        webhook=None,
+    )
+
+
+@bp.route("/<int:webhook_id>/edit", methods=["GET", "POST"])
+def edit(webhook_id: int):
+    """Change a webhook's name, endpoint URL, events and Enabled box."""
+    webhook = load_webhook_or_404(webhook_id)
+    form = WebhookForm(obj=webhook, events=webhook.event_types)
+    if form.validate_on_submit():
+        webhook_service.update_webhook(webhook_id, form.to_fields())
+        db.session.commit()
+        return dialog_done(f"Webhook “{form.name.data}” saved.")
+    return render_page_or_fragment(
+        "webhooks/form.html",
+        "webhooks/_form_dialog.html",
+        status=422 if form.is_submitted() else 200,
+        form=form,
+        webhook=webhook,
+    )
+
+
+@bp.post("/<int:webhook_id>/toggle")
+def toggle(webhook_id: int):
+    """Enable or disable a webhook from its Status toggle."""
+    load_webhook_or_404(webhook_id)
+    form = EnabledForm()
+    if not form.validate_on_submit():
+        abort(400, "The toggle request was not understood.")
+    webhook = webhook_service.set_webhook_enabled(webhook_id, form.enabled.data)
+    db.session.commit()
+    if is_htmx_request():
+        return render_template("webhooks/_row.html", webhook=webhook)
+    flash(f"Webhook “{webhook.name}” {'enabled' if webhook.enabled else 'disabled'}.", "success")
+    return redirect(url_for("webhooks.index"))
+
+
+@bp.route("/<int:webhook_id>/delete", methods=["GET", "POST"])
+def delete(webhook_id: int):
+    """Ask for confirmation, then delete a webhook."""
+    webhook = load_webhook_or_404(webhook_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        name = webhook.name
+        webhook_service.delete_webhook(webhook_id)
+        db.session.commit()
+        return dialog_done(f"Webhook “{name}” deleted.")
+    return render_page_or_fragment(
+        "webhooks/delete.html", "webhooks/_delete_dialog.html", form=form, webhook=webhook
+    )
+
+
+@bp.route("/<int:webhook_id>/reset-secret", methods=["GET", "POST"])
+def reset_secret(webhook_id: int):
+    """Ask for confirmation, then replace a webhook's secret and show the new one once."""
+    webhook = load_webhook_or_404(webhook_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        secret = webhook_service.reset_webhook_secret(webhook_id)
+        db.session.commit()
+        return show_secret(webhook, secret, heading="New secret")
+    return render_page_or_fragment(
+        "webhooks/reset_secret.html", "webhooks/_reset_secret_dialog.html", form=form, webhook=webhook
+    )
