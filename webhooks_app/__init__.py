@@ -39,12 +39,16 @@ def create_app(config: dict | None = None) -> Flask:
             configure_sqlite(engine)
 
     from . import models  # noqa: F401  (register the models with the metadata)
+    from .api.routes import bp as api_bp
+    from .api_tokens.routes import bp as api_tokens_bp
     from .auth.routes import bp as auth_bp
     from .cli import register_commands
     from .webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(api_tokens_bp)
     register_commands(app)
     init_broker(app)
     register_error_pages(app)

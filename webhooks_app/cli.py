@@ -1,9 +1,12 @@
-"""Command-line tools: `flask --app wsgi create-admin`, `ensure-admin`."""
+"""Command-line tools: `flask --app wsgi create-admin`, `ensure-admin`, `create-api-token`, `emit`."""
 
 import click
 from flask import Flask
 
+from .emit import emit_event
 from .extensions import db
+from .services.api_tokens import create_api_token
+from .services.intake import IntakeError
 from .services.users import UserError, create_first_admin, create_user
 
 
@@ -40,3 +43,40 @@ def register_commands(app: Flask) -> None:
         click.echo(f"    Password: {password}")
         click.echo("  (shown once; add more with `flask --app wsgi create-admin EMAIL`)")
         click.echo("")
+
+    @app.cli.command("create-api-token")
+    @click.argument("name")
+    def create_api_token_command(name: str):
+        """Create a bearer token for POST /api/v1/events and print it once."""
+        try:
+            _, token = create_api_token(name)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+        db.session.commit()
+        click.echo(token)
+
+    @app.cli.command("emit")
+    @click.argument("event_type")
+    @click.option("--user-id", type=int, required=True, help="The user who caused the event.")
+    @click.option("--asset-id", type=int, help="asset.* events: the asset.")
+    @click.option("--folder-id", type=int, help="folder.* and asset.addToFolder events: the folder.")
+    @click.option("--target-user-id", type=int, help="user.* events: the user created, expired or updated.")
+    @click.option("--event-id", help="A UUID; sending the same one twice creates no second set of messages.")
+    @click.option("--event-time", type=int, help="Epoch seconds (default: now).")
+    @click.option("--source", help="asset.create only: upload (default), reimport or resync.")
+    @click.option("--changed", multiple=True, help="folder.update/user.update: a changed field (repeatable).")
+    def emit_command(event_type, user_id, asset_id, folder_id, target_user_id, event_id, event_time, source,
+                     changed):
+        """Send an event through the intake, as POST /api/v1/events would."""
+        data = {"type": event_type, "userId": user_id}
+        optional = {"assetId": asset_id, "folderId": folder_id, "targetUserId": target_user_id,
+                    "eventId": event_id, "eventTime": event_time, "source": source,
+                    "changed": list(changed) if changed else None}
+        data.update({key: value for key, value in optional.items() if value is not None})
+        try:
+            accepted = emit_event(data)
+        except IntakeError as error:
+            db.session.rollback()
+            raise click.ClickException(f"{error.field}: {error.message}") from None
+        note = " (already accepted earlier)" if accepted.duplicate else ""
+        click.echo(f"eventId {accepted.event_uuid}: {len(accepted.message_ids)} message(s){note}")

@@ -73,3 +73,95 @@ class WebhookSubscription(db.Model):
     event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
 
     webhook: Mapped[Webhook] = relationship(back_populates="subscriptions")
+
+
+class ApiToken(db.Model):
+    """A bearer token for the events API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Event(db.Model):
+    """A system event accepted by the intake; its payload is the `event` object of every message."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(db.JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageStatus:
+    QUEUED = "queued"
+    SCHEDULED_RETRY = "scheduled_retry"
+    SENT = "sent"
+    FAILED = "failed"
+
+    PENDING = (QUEUED, SCHEDULED_RETRY)
+    LABELS = {QUEUED: "Queued", SCHEDULED_RETRY: "Scheduled retry", SENT: "Sent", FAILED: "Failed"}
+
+
+class Message(db.Model):
+    """One event owed to one webhook: the database is the truth about what is owed and when."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_due", "status", "next_attempt_at"),
+        Index("ix_messages_webhook_created", "webhook_id", "id"),
+        Index("ix_messages_event", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="SET NULL"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    is_test: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20), default=MessageStatus.QUEUED)
+    attempts_made: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    event: Mapped[Event | None] = relationship()
+    attempts: Mapped[list["Attempt"]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", order_by="Attempt.number",
+        passive_deletes=True,
+    )
+
+    @property
+    def status_label(self) -> str:
+        return MessageStatus.LABELS[self.status]
+
+
+class Attempt(db.Model):
+    """One try at sending a message: when, how long, and what came back."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_message", "message_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[int]
+    succeeded: Mapped[bool]
+    status_code: Mapped[int | None]
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+
+    message: Mapped[Message] = relationship(back_populates="attempts")

@@ -1,6 +1,7 @@
 """The Webhooks page (System › Integrations › API › Webhooks) and its dialogs."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from ..auth.routes import admin_required
 from ..events import EVENT_TYPES
@@ -9,6 +10,7 @@ from ..htmx import is_htmx_request, render_page_or_fragment
 from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
 from ..services import webhooks as webhook_service
+from ..services.test_messages import create_test_message, send_test_message
 from .forms import ConfirmForm, EnabledForm, WebhookForm
 
 bp = Blueprint("webhooks", __name__, url_prefix="/system/integrations/api/webhooks")
@@ -158,3 +160,18 @@ def reset_secret(webhook_id: int):
     return render_page_or_fragment(
         "webhooks/reset_secret.html", "webhooks/_reset_secret_dialog.html", form=form, webhook=webhook
     )
+
+
+@bp.post("/<int:webhook_id>/test")
+def send_test(webhook_id: int):
+    """Send a WEBHOOK_TEST message now and show the endpoint's answer."""
+    webhook = load_webhook_or_404(webhook_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "The test request was not understood.")
+    message = create_test_message(webhook_id, current_user.id)
+    db.session.commit()
+    outcome = send_test_message(message.id)
+    context = {"webhook": webhook, "result": outcome.result, "outcome": outcome}
+    if request.headers.get("HX-Target", "").startswith("test-result"):
+        return render_template("webhooks/_test_result.html", **context)
+    return render_page_or_fragment("webhooks/test.html", "webhooks/_test_dialog.html", **context)

@@ -1,0 +1,60 @@
+"""Delivery actors: send one message attempt; put due messages back on the queue."""
+
+import logging
+
+import redis
+from flask import current_app
+
+from webhooks_app.extensions import db
+from webhooks_app.queue import actor
+from webhooks_app.services.delivery import claim_lease_seconds, deliver_message, due_message_ids
+from webhooks_app.services.endpoint_slots import EndpointSlots
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_QUEUE = "deliveries"
+DEFER_MILLISECONDS = 1000
+SWEEP_BATCH = 1000
+
+
+def endpoint_slots() -> EndpointSlots:
+    """The per-endpoint concurrency cap, backed by the broker's Redis."""
+    config = current_app.config
+    client = current_app.extensions["dramatiq_broker"].client
+    return EndpointSlots(client, config["WEBHOOKS_MAX_SENDS_PER_ENDPOINT"], claim_lease_seconds())
+
+
+@actor(queue_name=DELIVERY_QUEUE, max_retries=0, time_limit=120_000)
+def deliver(message_id: int) -> None:
+    """Make the next attempt of one message; the database decides whether one is owed."""
+    outcome = deliver_message(message_id, endpoint_slots())
+    if outcome.action == "deferred":
+        # The endpoint already has its share of sends in flight: try again shortly, leaving this
+        # thread free for other endpoints.
+        deliver.send_with_options(args=(message_id,), delay=DEFER_MILLISECONDS)
+
+
+def enqueue_messages(message_ids: list[int]) -> bool:
+    """Put committed messages on the queue; False (logged) when Redis is down: the sweeper sends them later."""
+    try:
+        for message_id in message_ids:
+            deliver.send(message_id)
+    except redis.RedisError as error:
+        logger.error("Redis unavailable: %d webhook message(s) wait in the database (%s)", len(message_ids), error)
+        return False
+    return True
+
+
+def requeue_due_messages() -> int:
+    """Enqueue every message that is due and neither in flight nor waiting in the queue; returns how many."""
+    total = 0
+    while True:
+        message_ids = due_message_ids(SWEEP_BATCH, current_app.config["WEBHOOKS_REQUEUE_AFTER_SECONDS"])
+        db.session.commit()
+        if not message_ids:
+            return total
+        if not enqueue_messages(message_ids):
+            return total
+        total += len(message_ids)
+        if len(message_ids) < SWEEP_BATCH:
+            return total

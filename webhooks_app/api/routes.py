@@ -1,0 +1,51 @@
+"""POST /api/v1/events: the JSON event intake, authenticated with a bearer API token."""
+
+import json
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..emit import emit_event
+from ..extensions import csrf, db
+from ..services.api_tokens import authenticate_api_token
+from ..services.intake import IntakeError
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+MAX_EVENT_BYTES = 64 * 1024
+
+
+def error_response(status: int, field: str, message: str):
+    response = jsonify({"error": {"field": field, "message": message}})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="webhooks"'
+    return response
+
+
+@bp.post("/events")
+def create_event():
+    """Accept one event and answer 202 with its eventId and how many messages it queued."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or authenticate_api_token(token.strip()) is None:
+        db.session.rollback()
+        return error_response(401, "Authorization", "a valid bearer API token is required")
+    db.session.commit()
+    if (request.content_length or 0) > MAX_EVENT_BYTES:
+        return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
+    request.max_content_length = MAX_EVENT_BYTES
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        return error_response(400, "body", f"the body is not valid JSON: {error}")
+    try:
+        accepted = emit_event(data)
+    except IntakeError as error:
+        db.session.rollback()
+        return error_response(error.status, error.field, error.message)
+    return jsonify({"eventId": accepted.event_uuid, "messages": len(accepted.message_ids)}), 202

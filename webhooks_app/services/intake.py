@@ -1,0 +1,181 @@
+"""Event intake: validate an event, store it and fan it out to subscribed webhooks; callers commit."""
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..events import EVENTS_BY_NAME
+from ..extensions import db
+from ..models import Event, Message, MessageStatus, Webhook, WebhookSubscription, utcnow
+
+FOLDER_CHANGE_FIELDS = frozenset({"parent", "name", "description", "path", "visibility", "portalImage", "modifiedBy"})
+USER_CHANGE_FIELDS = frozenset({
+    "firstName", "middleName", "lastName", "password", "email", "phone1", "phone2", "phone3", "phone4",
+    "organization", "expirationDate", "userLevel", "notify",
+})
+CHANGE_FIELDS = {"folder.update": FOLDER_CHANGE_FIELDS, "user.update": USER_CHANGE_FIELDS}
+ASSET_SOURCES = ("upload", "reimport", "resync")
+COMMON_KEYS = frozenset({"type", "userId", "eventId", "eventTime"})
+
+
+class IntakeError(ValueError):
+    """An event was refused; status is the HTTP answer (400 wrong type, 422 unknown or missing)."""
+
+    def __init__(self, status: int, field_name: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.field = field_name
+        self.message = message
+
+
+@dataclass
+class AcceptedEvent:
+    event_uuid: str
+    message_ids: list[int] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def subject_keys(event_type: str) -> tuple[str, ...]:
+    """The ids that name what an event is about: assetId, folderId or targetUserId."""
+    if event_type == "asset.addToFolder":
+        return ("assetId", "folderId")
+    return {"asset": ("assetId",), "folder": ("folderId",), "user": ("targetUserId",)}[event_type.split(".")[0]]
+
+
+def _positive_id(data: dict, key: str) -> int:
+    if key not in data:
+        raise IntakeError(422, key, f"{key} is required for this event type")
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise IntakeError(400, key, f"{key} must be a positive integer")
+    return value
+
+
+def _event_uuid(data: dict) -> str:
+    if "eventId" not in data:
+        return str(uuid.uuid4())
+    value = data["eventId"]
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise IntakeError(400, "eventId", "eventId must be a UUID string") from None
+
+
+def _event_time(data: dict) -> int:
+    if "eventTime" not in data:
+        return int(time.time())
+    value = data["eventTime"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise IntakeError(400, "eventTime", "eventTime must be epoch seconds (a non-negative integer)")
+    return value
+
+
+def _triggers(event_type: str, data: dict) -> bool:
+    """Apply the document's rules: reimports and resyncs, and unlisted changes, trigger nothing."""
+    if "source" in data:
+        if event_type != "asset.create":
+            raise IntakeError(422, "source", "source is only accepted on asset.create")
+        if not isinstance(data["source"], str):
+            raise IntakeError(400, "source", "source must be a string")
+        if data["source"] not in ASSET_SOURCES:
+            raise IntakeError(422, "source", f"source must be one of {', '.join(ASSET_SOURCES)}")
+        if data["source"] != "upload":
+            return False
+    if "changed" in data:
+        if event_type not in CHANGE_FIELDS:
+            raise IntakeError(422, "changed", "changed is only accepted on folder.update and user.update")
+        changed = data["changed"]
+        if not isinstance(changed, list) or not all(isinstance(name, str) for name in changed):
+            raise IntakeError(400, "changed", "changed must be a list of field names")
+        return bool(CHANGE_FIELDS[event_type] & set(changed))
+    return True
+
+
+def validate_event(data) -> tuple[str, dict, bool]:
+    """Check an event; return its type, the `event` payload of its messages, and whether it triggers."""
+    if not isinstance(data, dict):
+        raise IntakeError(400, "body", "the body must be a JSON object")
+    if "type" not in data:
+        raise IntakeError(422, "type", "type is required")
+    event_type = data["type"]
+    if not isinstance(event_type, str):
+        raise IntakeError(400, "type", "type must be a string")
+    if event_type not in EVENTS_BY_NAME:
+        raise IntakeError(422, "type", f"unknown event type {event_type[:64]!r}")
+    keys = subject_keys(event_type)
+    allowed = COMMON_KEYS | set(keys) | {"source", "changed"}
+    for key in data:
+        if key not in allowed:
+            raise IntakeError(422, str(key)[:64], f"{str(key)[:64]} is not a field of {event_type} events")
+    payload = {key: _positive_id(data, key) for key in keys}
+    user_id = _positive_id(data, "userId")
+    event_uuid = _event_uuid(data)
+    event_time = _event_time(data)
+    triggers = _triggers(event_type, data)
+    payload.update({
+        "systemEventType": EVENTS_BY_NAME[event_type].system_event_type,
+        "eventId": event_uuid,
+        "eventTime": event_time,
+        "userId": user_id,
+    })
+    return event_type, payload, triggers
+
+
+def _existing(event_uuid: str) -> AcceptedEvent | None:
+    event_row_id = db.session.scalar(select(Event.id).where(Event.event_uuid == event_uuid))
+    if event_row_id is None:
+        return None
+    message_ids = list(db.session.scalars(select(Message.id).where(Message.event_id == event_row_id)))
+    return AcceptedEvent(event_uuid, message_ids, duplicate=True)
+
+
+def create_messages(event: Event, webhook_ids: list[int], is_test: bool = False) -> list[Message]:
+    """One Queued message per webhook for this event, due now."""
+    now = utcnow()
+    messages = [
+        Message(
+            message_uuid=str(uuid.uuid4()), webhook_id=webhook_id, event=event, event_type=event.event_type,
+            is_test=is_test, status=MessageStatus.QUEUED, next_attempt_at=now, enqueued_at=now,
+            created_at=now, updated_at=now,
+        )
+        for webhook_id in webhook_ids
+    ]
+    db.session.add_all(messages)
+    return messages
+
+
+def accept_event(data) -> AcceptedEvent:
+    """Validate and store an event with one Queued message per enabled subscribed webhook.
+
+    Sending the same eventId again returns the first acceptance and creates nothing.
+    """
+    event_type, payload, triggers = validate_event(data)
+    event_uuid = payload["eventId"]
+    existing = _existing(event_uuid)
+    if existing is not None:
+        return existing
+    if not triggers:
+        return AcceptedEvent(event_uuid)
+    webhook_ids = list(db.session.scalars(
+        select(Webhook.id)
+        .join(WebhookSubscription, WebhookSubscription.webhook_id == Webhook.id)
+        .where(WebhookSubscription.event_type == event_type, Webhook.enabled.is_(True))
+        .order_by(Webhook.id)
+    ))
+    try:
+        with db.session.begin_nested():
+            event = Event(event_uuid=event_uuid, event_type=event_type, payload=payload)
+            db.session.add(event)
+            messages = create_messages(event, webhook_ids)
+    except IntegrityError:
+        # Another request stored the same eventId between our check and our insert.
+        existing = _existing(event_uuid)
+        if existing is None:
+            raise
+        return existing
+    return AcceptedEvent(event_uuid, [message.id for message in messages])

@@ -1,0 +1,233 @@
+"""One HTTPS POST to an endpoint under a hard total deadline, through the SSRF guard."""
+
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+from .addresses import forbidden_reason
+
+MAX_RESPONSE_BYTES = 64 * 1024
+EXCERPT_BYTES = 1024
+
+
+class ForbiddenAddress(Exception):
+    """The endpoint resolves to an address deliveries may not reach."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    succeeded: bool
+    duration_ms: int
+    status_code: int | None = None
+    error_kind: str | None = None  # timeout, refused, dns, tls, redirect, http_status, forbidden_address, connection
+    error_detail: str | None = None
+    response_excerpt: str | None = None
+
+
+class Deadline:
+    """Shuts every socket of one send down when its time is up, whatever the socket is blocked in."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expires_at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self.fire)
+        self._timer.daemon = True
+
+    def remaining(self) -> float:
+        return max(0.001, self.expires_at - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate descriptor survives the TLS wrap (which detaches the original object);
+        # shutdown() on it cuts the one underlying connection.
+        with self._lock:
+            self._sockets.append(sock.dup())
+            if self.expired:
+                self._shutdown_all()
+
+    def fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shutdown_all()
+
+    def _shutdown_all(self) -> None:
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+_send_state = threading.local()
+
+
+class GuardedConnectionMixin:
+    """Resolve once, refuse non-public addresses, and connect to exactly the address checked."""
+
+    def _new_conn(self) -> socket.socket:
+        deadline: Deadline = _send_state.deadline
+        try:
+            candidates = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise NameResolutionError(self.host, self, error) from error
+        if not _send_state.allow_private:
+            for *_, sockaddr in candidates:
+                reason = forbidden_reason(sockaddr[0])
+                if reason:
+                    raise ForbiddenAddress(
+                        f"{self.host} resolves to {sockaddr[0]}: {reason}; deliveries only go to public addresses"
+                    )
+        last_error: OSError | None = None
+        for family, kind, proto, _, sockaddr in candidates:
+            sock = socket.socket(family, kind, proto)
+            deadline.watch(sock)
+            sock.settimeout(deadline.remaining())
+            try:
+                sock.connect(sockaddr)
+            except OSError as error:
+                sock.close()
+                last_error = error
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}") from last_error
+
+
+class GuardedHTTPSConnection(GuardedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
+    pass
+
+
+class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+class GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = GuardedHTTPConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections pass through the SSRF guard."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": GuardedHTTPConnectionPool,
+            "https": GuardedHTTPSConnectionPool,
+        }
+
+
+def _exception_chain(error: BaseException):
+    seen = set()
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+
+
+def classify_error(error: BaseException, host: str) -> tuple[str, str]:
+    """Name the kind of a failed send and describe it without echoing the URL's credentials or query."""
+    chain = list(_exception_chain(error))
+    for current in chain:
+        if isinstance(current, ForbiddenAddress):
+            return "forbidden_address", str(current)
+    for current in chain:
+        if isinstance(current, (NameResolutionError, socket.gaierror)):
+            return "dns", f"DNS lookup of {host} failed"
+    for current in chain:
+        if isinstance(current, ConnectionRefusedError):
+            return "refused", f"{host} refused the connection"
+    for current in chain:
+        if isinstance(current, (ssl.SSLError, ssl.CertificateError)):
+            return "tls", f"TLS error: {getattr(current, 'verify_message', None) or current.reason or current}"
+    for current in chain:
+        if isinstance(current, (TimeoutError, socket.timeout, requests.Timeout, urllib3.exceptions.TimeoutError)):
+            return "timeout", "no complete answer in time"
+    for current in chain:
+        if isinstance(current, (ConnectionResetError, BrokenPipeError)):
+            return "connection", f"{host} closed the connection"
+    return "connection", f"could not deliver to {host}: {type(error).__name__}"
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool,
+              verify: str | bool = True) -> SendResult:
+    """POST body to url; success only for a 2xx answer received completely within `timeout` seconds."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    started = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    if parts.scheme.lower() != "https":
+        return SendResult(False, 0, error_kind="tls", error_detail="the endpoint does not use HTTPS")
+    session = requests.Session()
+    session.trust_env = False  # never route deliveries through proxy variables
+    session.mount("https://", GuardedAdapter(max_retries=0))
+    session.mount("http://", GuardedAdapter(max_retries=0))
+    with Deadline(timeout) as deadline:
+        _send_state.deadline = deadline
+        _send_state.allow_private = allow_private
+        status_code = excerpt = None
+        error: BaseException | None = None
+        try:
+            response = session.post(
+                url, data=body, headers=headers, timeout=(timeout, timeout),
+                allow_redirects=False, stream=True, verify=verify,
+            )
+            status_code = response.status_code
+            content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
+            excerpt = content[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+            response.close()
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ForbiddenAddress) as caught:
+            error = caught
+        finally:
+            session.close()
+            _send_state.deadline = None
+        expired = deadline.expired
+    duration = elapsed_ms()
+    if expired:
+        return SendResult(False, duration, status_code=None, error_kind="timeout",
+                          error_detail=f"no complete answer within {timeout:g} s", response_excerpt=None)
+    if error is not None:
+        kind, detail = classify_error(error, host)
+        return SendResult(False, duration, error_kind=kind, error_detail=detail)
+    if 200 <= status_code < 300:
+        return SendResult(True, duration, status_code=status_code, response_excerpt=excerpt)
+    if 300 <= status_code < 400:
+        return SendResult(False, duration, status_code=status_code, error_kind="redirect",
+                          error_detail=f"HTTP {status_code}: redirects are not followed",
+                          response_excerpt=excerpt)
+    return SendResult(False, duration, status_code=status_code, error_kind="http_status",
+                      error_detail=f"HTTP {status_code}", response_excerpt=excerpt)
