@@ -40,6 +40,7 @@
         openDialog.insertBefore(inDialog, openDialog.children[1] || null);
       }
       inDialog.textContent = message;
+      inDialog.scrollIntoView({ block: "nearest" });
     }
   }
 
@@ -75,9 +76,10 @@
         done();
       }
     }
-    // Close any open action menu when clicking elsewhere.
+    // Close open action menus when clicking elsewhere or choosing one of their items.
+    var chosen = event.target.closest("details.menu a, details.menu button");
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
-      if (!menu.contains(event.target)) menu.removeAttribute("open");
+      if (!menu.contains(event.target) || (chosen && menu.contains(chosen))) menu.removeAttribute("open");
     });
   });
 
@@ -89,12 +91,28 @@
     }
   }, true);
 
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      menu.removeAttribute("open");
+      menu.querySelector("summary").focus();
+    });
+  });
+
   document.addEventListener("htmx:beforeRequest", clearRequestError);
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
-    var reason = xhr.status === 400 && /CSRF/i.test(xhr.responseText)
-      ? "Your session expired. Reload the page and try again."
-      : "The request failed (HTTP " + xhr.status + " " + xhr.statusText + "). Try again.";
+    var explanation = "";
+    var match = /<main[\s\S]*?<p>([^<]+)<\/p>/.exec(xhr.responseText || "");
+    if (match) explanation = " " + match[1].replace(/&#39;/g, "'").replace(/&quot;|&#34;/g, '"').replace(/&amp;/g, "&");
+    var reason;
+    if (xhr.status === 400 && /CSRF/i.test(xhr.responseText)) {
+      reason = "Your session expired. Reload the page and try again.";
+    } else if (xhr.status === 404) {
+      reason = "The request failed (HTTP 404):" + (explanation || " that item no longer exists.") + " Reload the page to see the current list.";
+    } else {
+      reason = "The request failed (HTTP " + xhr.status + " " + xhr.statusText + ")." + explanation + " Try again.";
+    }
     showRequestError(reason);
   });
   document.addEventListener("htmx:sendError", function () {

@@ -152,8 +152,8 @@ def _exception_chain(error: BaseException):
             continue
         seen.add(id(current))
         yield current
-        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
-        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
 
 
 def classify_error(error: BaseException, host: str) -> tuple[str, str]:
@@ -170,7 +170,8 @@ def classify_error(error: BaseException, host: str) -> tuple[str, str]:
             return "refused", f"{host} refused the connection"
     for current in chain:
         if isinstance(current, (ssl.SSLError, ssl.CertificateError)):
-            return "tls", f"TLS error: {getattr(current, 'verify_message', None) or current.reason or current}"
+            detail = getattr(current, "verify_message", None) or getattr(current, "reason", None) or current
+            return "tls", f"TLS error: {detail}"
     for current in chain:
         if isinstance(current, (TimeoutError, socket.timeout, requests.Timeout, urllib3.exceptions.TimeoutError)):
             return "timeout", "no complete answer in time"

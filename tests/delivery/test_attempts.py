@@ -1,0 +1,183 @@
+"""Single delivery attempts against real HTTPS endpoints: what counts as success and how failures are named."""
+
+import socket
+import ssl
+
+import pytest
+import trustme
+from conftest import free_port
+from servers import Receiver
+from sqlalchemy import select
+
+from webhooks_app.extensions import db
+from webhooks_app.models import Attempt, Message, MessageStatus
+from webhooks_app.services.delivery import deliver_message
+from webhooks_app.services.intake import accept_event
+from webhooks_app.services.transport import MAX_RESPONSE_BYTES, classify_error
+from webhooks_app.services.webhooks import WebhookFields, create_webhook
+
+
+def owed_message(url: str) -> int:
+    """A committed Queued message for a new webhook at `url` (no queue involved)."""
+    create_webhook(WebhookFields("Endpoint", url, ("asset.create",), True))
+    accepted = accept_event({"type": "asset.create", "assetId": 101, "userId": 1})
+    db.session.commit()
+    return accepted.message_ids[0]
+
+
+def attempt_of(message_id: int) -> tuple[Message, Attempt]:
+    db.session.expire_all()
+    message = db.session.get(Message, message_id)
+    return message, db.session.scalars(select(Attempt).where(Attempt.message_id == message_id)).one()
+
+
+def test_2xx_is_sent(app_context, receiver):
+    """A 204 answer marks the message Sent and records the attempt's status code and duration."""
+    message_id = owed_message(receiver.url("/ok"))
+    assert deliver_message(message_id).action == "sent"
+    message, attempt = attempt_of(message_id)
+    assert message.status == MessageStatus.SENT and message.attempts_made == 1
+    assert attempt.succeeded and attempt.status_code == 204 and attempt.error_kind is None
+    assert attempt.duration_ms >= 0
+
+
+def test_500_schedules_a_retry_with_the_answer_recorded(app, app_context, receiver):
+    """A 500 answer is a failure: Scheduled retry after the first ladder step, answer text kept."""
+    message_id = owed_message(receiver.url("/status/500"))
+    assert deliver_message(message_id).action == "retry_scheduled"
+    message, attempt = attempt_of(message_id)
+    assert message.status == MessageStatus.SCHEDULED_RETRY
+    delay = (message.next_attempt_at - attempt.started_at).total_seconds()
+    assert app.config["WEBHOOKS_RETRY_DELAYS"][0] <= delay < app.config["WEBHOOKS_RETRY_DELAYS"][0] + 5
+    assert attempt.status_code == 500 and attempt.error_kind == "http_status"
+    assert attempt.response_excerpt == "answer /status/500"
+
+
+def test_redirect_is_a_failure_and_not_followed(app_context, receiver):
+    """A 301 fails the attempt as a redirect, and the Location is never requested."""
+    message_id = owed_message(receiver.url("/status/301"))
+    deliver_message(message_id)
+    _, attempt = attempt_of(message_id)
+    assert attempt.error_kind == "redirect" and attempt.status_code == 301
+    assert [r.path for r in receiver.received] == ["/status/301"]
+
+
+def test_refused_connection(app_context):
+    """Nothing listening on the port fails the attempt as refused."""
+    message_id = owed_message(f"https://127.0.0.1:{free_port()}/hook")
+    deliver_message(message_id)
+    _, attempt = attempt_of(message_id)
+    assert attempt.error_kind == "refused" and attempt.status_code is None
+
+
+def test_endpoint_that_never_answers_times_out(app, app_context, silent_server):
+    """An endpoint that accepts and never answers is cut off at the deadline as a timeout."""
+    message_id = owed_message(silent_server.url())
+    deliver_message(message_id)
+    _, attempt = attempt_of(message_id)
+    timeout_ms = app.config["WEBHOOKS_TIMEOUT_SECONDS"] * 1000
+    assert attempt.error_kind == "timeout"
+    assert timeout_ms - 100 <= attempt.duration_ms < timeout_ms + 1500
+
+
+def test_trickling_answer_is_cut_at_the_total_deadline_not_taken_as_200(app, app_context, trickling_server):
+    """A server trickling "200 OK" one byte a second is cut at the total deadline and recorded as a timeout."""
+    message_id = owed_message(trickling_server.url())
+    deliver_message(message_id)
+    message, attempt = attempt_of(message_id)
+    timeout_ms = app.config["WEBHOOKS_TIMEOUT_SECONDS"] * 1000
+    assert attempt.error_kind == "timeout" and attempt.status_code is None and not attempt.succeeded
+    assert timeout_ms - 100 <= attempt.duration_ms < timeout_ms + 1500
+    assert message.status == MessageStatus.SCHEDULED_RETRY
+
+
+def test_untrusted_certificate_is_a_tls_failure(app_context):
+    """An endpoint whose certificate comes from an unknown CA fails as a TLS error, unsent."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    stranger = Receiver(context).start()
+    try:
+        message_id = owed_message(stranger.url("/ok"))
+        deliver_message(message_id)
+        _, attempt = attempt_of(message_id)
+    finally:
+        stranger.stop()
+    assert attempt.error_kind == "tls" and "certificate" in attempt.error_detail.lower()
+    assert stranger.received == []
+
+
+def test_oversize_answer_is_read_only_up_to_64_kib(app_context, receiver):
+    """A 1 MiB answer body still counts as a 2xx; only the first 1 KiB is kept."""
+    message_id = owed_message(receiver.url("/big"))
+    assert deliver_message(message_id).result.succeeded
+    _, attempt = attempt_of(message_id)
+    assert attempt.status_code == 200 and attempt.response_excerpt == "x" * 1024
+    assert MAX_RESPONSE_BYTES == 64 * 1024
+
+
+def test_a_duplicate_queue_message_does_not_send_twice(app_context, receiver):
+    """Delivering the same message id twice (a duplicate Dramatiq message) makes one POST."""
+    message_id = owed_message(receiver.url("/ok"))
+    assert deliver_message(message_id).action == "sent"
+    assert deliver_message(message_id).action == "not_due"
+    assert len(receiver.received) == 1
+
+
+def test_a_claimed_message_is_not_sent_by_a_second_worker(app_context, receiver):
+    """While one worker holds the claim, another's claim fails and it sends nothing."""
+    from webhooks_app.services.delivery import claim_message
+
+    message_id = owed_message(receiver.url("/ok"))
+    assert claim_message(message_id)
+    db.session.commit()
+    assert deliver_message(message_id).action == "not_due"
+    assert receiver.received == []
+
+
+def test_message_due_while_webhook_disabled_fails_unsent(app_context, receiver):
+    """A message whose webhook was disabled before its attempt ends Failed with that reason, unsent."""
+    from webhooks_app.services.webhooks import set_webhook_enabled
+
+    message_id = owed_message(receiver.url("/ok"))
+    message = db.session.get(Message, message_id)
+    set_webhook_enabled(message.webhook_id, False)
+    db.session.commit()
+    assert deliver_message(message_id).action == "failed"
+    db.session.expire_all()
+    message = db.session.get(Message, message_id)
+    assert message.status == MessageStatus.FAILED and "disabled" in message.failure_reason
+    set_webhook_enabled(message.webhook_id, True)
+    db.session.commit()
+    assert deliver_message(message_id).action == "not_due"
+    assert receiver.received == []
+
+
+def test_message_due_after_webhook_deleted_fails_unsent(app_context, receiver):
+    """A message whose webhook was deleted ends Failed, unsent."""
+    from webhooks_app.services.webhooks import delete_webhook
+
+    message_id = owed_message(receiver.url("/ok"))
+    delete_webhook(db.session.get(Message, message_id).webhook_id)
+    db.session.commit()
+    assert deliver_message(message_id).action == "failed"
+    db.session.expire_all()
+    assert "deleted" in db.session.get(Message, message_id).failure_reason
+    assert receiver.received == []
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "dns"),
+        (ConnectionRefusedError(111, "Connection refused"), "refused"),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "tls"),
+        (TimeoutError("timed out"), "timeout"),
+    ],
+)
+def test_errors_are_classified_by_their_root_cause(error, kind):
+    """The error kind comes from the root cause, however deeply requests wraps it."""
+    import requests
+    import urllib3
+
+    wrapped = requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason=error))
+    assert classify_error(wrapped, "hooks.example.com")[0] == kind

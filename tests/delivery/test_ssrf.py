@@ -1,0 +1,62 @@
+"""The SSRF guard: deliveries never reach loopback, private, link-local, multicast or reserved addresses."""
+
+import pytest
+
+from webhooks_app.services.addresses import forbidden_reason
+from webhooks_app.services.transport import post_json
+
+FORBIDDEN_ADDRESSES = [
+    "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "::1", "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1", "0.0.0.0", "224.0.0.1", "239.255.255.250", "100.64.0.1", "198.18.0.1", "240.0.0.1",
+    "255.255.255.255", "fe80::1", "fc00::1", "ff02::1", "64:ff9b::a00:1", "2002:7f00:1::1", "::7f00:1", "::",
+]
+
+
+@pytest.mark.parametrize("address", FORBIDDEN_ADDRESSES)
+def test_non_public_addresses_are_forbidden(address):
+    """Every non-globally-routable address is refused, IPv4-mapped IPv6 unwrapped first."""
+    assert forbidden_reason(address) is not None
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:93.184.216.34"])
+def test_public_addresses_are_allowed(address):
+    """Globally routable addresses pass the guard."""
+    assert forbidden_reason(address) is None
+
+
+# Hosts that resolve (without any DNS server) to this machine: the guard must judge the resolved
+# address, not the spelling of the host.
+LOCAL_SPELLINGS = ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "2130706433", "0177.0.0.1", "localhost",
+                   "127.1"]
+
+
+@pytest.mark.parametrize("host", LOCAL_SPELLINGS)
+def test_sends_to_local_addresses_are_refused_before_connecting(host, receiver):
+    """A send to any spelling of this machine is refused with a clear reason, and the receiver hears nothing."""
+    url = f"https://{host}:{receiver.port}/ok"
+    result = post_json(url, b"{}", {"Content-Type": "application/json"}, timeout=2, allow_private=False)
+    assert not result.succeeded
+    assert result.error_kind == "forbidden_address"
+    assert "deliveries only go to public addresses" in result.error_detail
+    assert receiver.received == []
+
+
+def test_allow_private_targets_lifts_the_guard(receiver, certificates):
+    """WEBHOOKS_ALLOW_PRIVATE_TARGETS (development and tests only) lets 127.0.0.1 through."""
+    result = post_json(receiver.url("/ok"), b"{}", {"Content-Type": "application/json"}, timeout=2,
+                       allow_private=True, verify=certificates.ca_path)
+    assert result.succeeded and result.status_code == 204
+
+
+def test_proxy_variables_are_ignored(receiver, certificates, monkeypatch):
+    """HTTPS_PROXY in the environment does not reroute deliveries."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    result = post_json(receiver.url("/ok"), b"{}", {}, timeout=2, allow_private=True, verify=certificates.ca_path)
+    assert result.succeeded
+
+
+def test_plain_http_is_refused_without_sending(receiver):
+    """An http:// endpoint (stored before validation, say) fails as an HTTPS problem, unsent."""
+    result = post_json(f"http://127.0.0.1:{receiver.port}/ok", b"{}", {}, timeout=2, allow_private=True)
+    assert result.error_kind == "tls" and receiver.received == []
