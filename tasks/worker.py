@@ -1,7 +1,41 @@
 """The worker entry point: `dramatiq tasks.worker` builds the app, whose broker carries every actor."""
 
+import logging
+import multiprocessing
+import signal
+
 from tasks import delivery  # noqa: F401  (declares the delivery actors)
 from webhooks_app import create_app
 
+logger = logging.getLogger("tasks.worker")
+
+
+def fold_repeated_sigterm() -> None:
+    """In a Dramatiq worker process, treat a second SIGTERM like the first.
+
+    Heroku (and `kill -TERM -<group>`) signals every process of the dyno at once, so each worker
+    process gets SIGTERM from the platform and again from Dramatiq's main process; Dramatiq takes
+    the second as "exit now" and abandons the sends in flight. Ignoring the repeat lets the worker
+    stop gracefully: in-flight sends finish within the delivery deadline, queued ones go back to Redis.
+    """
+    if multiprocessing.parent_process() is None:
+        return
+    graceful_stop = signal.getsignal(signal.SIGTERM)
+    if not callable(graceful_stop):
+        return
+    received = False
+
+    def on_sigterm(signum, frame):
+        nonlocal received
+        if received:
+            logger.info("SIGTERM again: still finishing the sends in flight")
+            return
+        received = True
+        graceful_stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+fold_repeated_sigterm()
 app = create_app()
 broker = app.extensions["dramatiq_broker"]

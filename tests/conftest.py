@@ -74,6 +74,7 @@ TEST_DELIVERY_SETTINGS = {
     "WEBHOOKS_SWEEP_INTERVAL_SECONDS": "0.2",
     "WEBHOOKS_REQUEUE_AFTER_SECONDS": "1",
     "WEBHOOKS_CLAIM_MARGIN_SECONDS": "1",
+    "WEBHOOKS_MAX_SENDS_PER_ENDPOINT": "2",
 }
 
 
@@ -96,7 +97,8 @@ def app(redis_url, certificates):
             "SQLALCHEMY_DATABASE_URI": database_url(),
             "REDIS_URL": redis_url,
             "LOGIN_MAX_FAILURES": 5,
-            **{key: delivery[key] for key in delivery if key.startswith("WEBHOOKS_") and key != "WEBHOOKS_ENCRYPTION_KEY"},
+            **{key: value for key, value in delivery.items()
+               if key.startswith("WEBHOOKS_") and key != "WEBHOOKS_ENCRYPTION_KEY"},
         }
     )
     from flask_migrate import upgrade

@@ -129,6 +129,9 @@ class Receiver:
                 with receiver.condition:
                     receiver.received.append(Received(self.path, dict(self.headers), body, time.time()))
                     receiver.condition.notify_all()
+                if self.path.startswith("/slow/"):
+                    # Answer late on purpose: the endpoint is slow, the test is not waiting on it.
+                    time.sleep(float(self.path.split("/")[2]))
                 status, answer = receiver.answer_for(self.path)
                 self.send_response(status)
                 if 300 <= status < 400:
@@ -151,7 +154,7 @@ class Receiver:
 
     @staticmethod
     def answer_for(path: str) -> tuple[int, bytes]:
-        """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup."""
+        """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup, `/slow/S` 204 after S s."""
         if path.startswith("/status/"):
             return int(path.split("/")[2]), f"answer {path}".encode()
         if path.startswith("/big"):
@@ -185,6 +188,9 @@ class SilentServer:
         self.stopping = threading.Event()
         self.connections: list[socket.socket] = []
         self.accepted = 0
+        self.open_now = 0
+        self.most_open = 0
+        self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, path: str = "/") -> str:
@@ -197,10 +203,25 @@ class SilentServer:
                 connection, _ = self.listener.accept()
             except (TimeoutError, OSError):
                 continue
-            self.accepted += 1
+            with self.lock:
+                self.accepted += 1
+                self.open_now += 1
+                self.most_open = max(self.most_open, self.open_now)
             self.connections.append(connection)
-            if self.trickle:
-                threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+            target = self._trickle if self.trickle else self._hold
+            threading.Thread(target=target, args=(connection,), daemon=True).start()
+
+    def _hold(self, connection: socket.socket):
+        """Read and never answer, until the client gives up and closes the connection."""
+        try:
+            connection.settimeout(60)
+            while connection.recv(65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.open_now -= 1
 
     def _trickle(self, connection: socket.socket):
         try:

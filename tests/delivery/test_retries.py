@@ -145,3 +145,13 @@ def test_worker_killed_mid_send_leaves_the_message_to_another_worker(app, client
     (delivery,) = receiver.wait_for_count(1)
     with app.app_context():
         assert db.session.scalars(select(Message.message_uuid)).one() == delivery.json()["messageId"]
+
+
+def test_sigterm_lets_in_flight_sends_finish(app, client, api_token, receiver, delivery_processes):
+    """SIGTERM to every worker process at once (as Heroku does) lets a send in flight finish within 30 s."""
+    add_webhook(app, receiver.url("/slow/1.5"))
+    post_events(client, api_token, 1)
+    receiver.wait_for_count(1)
+    exit_code = delivery_processes.worker.stop(timeout=30)
+    assert exit_code is not None, delivery_processes.logs()
+    assert statuses(app) == [MessageStatus.SENT], delivery_processes.logs()

@@ -34,15 +34,20 @@ def create_event():
     db.session.commit()
     if (request.content_length or 0) > MAX_EVENT_BYTES:
         return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
-    request.max_content_length = MAX_EVENT_BYTES
+    # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.
+    request.max_content_length = MAX_EVENT_BYTES + 1
     try:
         raw = request.get_data(cache=False)
     except RequestEntityTooLarge:
+        raw = None
+    if raw is None or len(raw) > MAX_EVENT_BYTES:
         return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         return error_response(400, "body", f"the body is not valid JSON: {error}")
+    except RecursionError:
+        return error_response(400, "body", "the body is not valid JSON: it is nested too deeply")
     try:
         accepted = emit_event(data)
     except IntakeError as error:

@@ -142,6 +142,10 @@ def record_attempt(message_id: int, number: int, started_at: datetime, result: S
 
 @dataclass(frozen=True)
 class PreparedSend:
+    """Everything one attempt needs, copied out of the session so the send touches no database row."""
+
+    message_id: int
+    message_uuid: str
     url: str
     body: bytes
     headers: dict[str, str]
@@ -154,7 +158,7 @@ def prepare_send(message: Message, webhook: Webhook) -> PreparedSend:
     message_time = int(time.time())
     body = message_body(message.event.payload, secret, message_time, message.message_uuid, webhook.id)
     headers = delivery_headers(secret, message.message_uuid, message_time, body, USER_AGENT)
-    return PreparedSend(webhook.url, body, headers, message.attempts_made + 1)
+    return PreparedSend(message.id, message.message_uuid, webhook.url, body, headers, message.attempts_made + 1)
 
 
 def send_prepared(prepared: PreparedSend) -> SendResult:
@@ -192,8 +196,10 @@ def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
         db.session.commit()
         return DeliveryOutcome("failed")
     key = endpoint_key(prepared.url)
-    db.session.commit()  # never hold a transaction (or SQLite's write lock) across the network call
-    slot = endpoint_slots.acquire(key, message.message_uuid) if endpoint_slots else True
+    # Never hold a transaction (or SQLite's write lock) across the network call: after this commit
+    # only `prepared` is used, since touching an expired ORM object would begin a new transaction.
+    db.session.commit()
+    slot = endpoint_slots.acquire(key, prepared.message_uuid) if endpoint_slots else True
     if not slot:
         release_claim(message_id)
         db.session.commit()
@@ -203,7 +209,7 @@ def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
         result = send_prepared(prepared)
     finally:
         if endpoint_slots:
-            endpoint_slots.release(key, message.message_uuid)
+            endpoint_slots.release(key, prepared.message_uuid)
     message = record_attempt(message_id, prepared.attempt_number, started_at, result)
     db.session.commit()
     if result.succeeded:

@@ -19,6 +19,7 @@ USER_CHANGE_FIELDS = frozenset({
 CHANGE_FIELDS = {"folder.update": FOLDER_CHANGE_FIELDS, "user.update": USER_CHANGE_FIELDS}
 ASSET_SOURCES = ("upload", "reimport", "resync")
 COMMON_KEYS = frozenset({"type", "userId", "eventId", "eventTime"})
+MAX_ID = 2**53 - 1  # the largest integer a JavaScript receiver reads exactly
 
 
 class IntakeError(ValueError):
@@ -49,8 +50,8 @@ def _positive_id(data: dict, key: str) -> int:
     if key not in data:
         raise IntakeError(422, key, f"{key} is required for this event type")
     value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise IntakeError(400, key, f"{key} must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise IntakeError(400, key, f"{key} must be a positive integer of at most {MAX_ID}")
     return value
 
 
@@ -70,7 +71,7 @@ def _event_time(data: dict) -> int:
     if "eventTime" not in data:
         return int(time.time())
     value = data["eventTime"]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
         raise IntakeError(400, "eventTime", "eventTime must be epoch seconds (a non-negative integer)")
     return value
 

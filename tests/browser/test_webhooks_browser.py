@@ -1,0 +1,317 @@
+"""The Webhooks page driven through a real Chromium: sign-in, dialogs, toggles, menus and HTMX errors.
+
+Runs Debian's Chromium (/usr/bin/chromium) through Playwright against the app served by `live_server`.
+Set WEBHOOKS_SCREENSHOTS=1 to (re)write docs/webhooks-page.png.
+"""
+
+import base64
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
+from webhooks_app.extensions import db
+from webhooks_app.services import webhooks as webhook_service
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WEBHOOKS_PATH = "/system/integrations/api/webhooks"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "webhooks-page.png"
+SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{27}")
+HOOK_URL = "https://127.0.0.1:9/hook"
+WAIT_MS = 5_000  # actions; expect() assertions keep Playwright's default, also 5 s
+CHROMIUM_MISSING = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+
+
+def test_debian_chromium_is_installed():
+    """The browser tests need Debian's Chromium at /usr/bin/chromium: its absence fails the run
+    (here as a FAILED test, and as an error in every browser test), it never skips them."""
+    if not CHROMIUM.exists():
+        pytest.fail(CHROMIUM_MISSING)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module; a missing /usr/bin/chromium fails (never skips)."""
+    if not CHROMIUM.exists():
+        pytest.fail(CHROMIUM_MISSING)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server):
+    """A fresh browser context on the live server; fails the test on any uncaught JavaScript error."""
+    context = browser.new_context(
+        base_url=live_server.url,
+        viewport={"width": 1280, "height": 800},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    context.set_default_timeout(WAIT_MS)
+    tab = context.new_page()
+    js_errors: list[str] = []
+    tab.on("pageerror", lambda error: js_errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not js_errors, f"uncaught JavaScript errors: {js_errors}"
+
+
+@pytest.fixture
+def signed_in_page(app, page: Page) -> Page:
+    """An administrator signed in through the real sign-in form, looking at the Webhooks page."""
+    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    page.goto(WEBHOOKS_PATH)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(re.escape(WEBHOOKS_PATH) + r"$"))
+    expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
+    return page
+
+
+def row_of(page: Page, name: str):
+    """The table row whose name link reads exactly `name`."""
+    return page.locator("#webhooks-table tbody tr").filter(has=page.get_by_role("link", name=name, exact=True))
+
+
+def dialog_named(page: Page, title: str):
+    return page.get_by_role("dialog", name=title)
+
+
+def add_webhook(page: Page, name: str, url: str, events: list[str], enabled: bool = True) -> str:
+    """Create a webhook through the Add dialog; returns the secret shown once, after closing it."""
+    page.get_by_role("link", name="Add webhook").click()
+    dialog = dialog_named(page, "Add webhook")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Name").fill(name)
+    dialog.get_by_label("Endpoint URL").fill(url)
+    for event in events:
+        dialog.get_by_label(event, exact=True).check()
+    if not enabled:
+        dialog.get_by_label("Enabled", exact=True).uncheck()
+    dialog.get_by_role("button", name="Create").click()
+    secret_dialog = dialog_named(page, "Webhook created")
+    secret = secret_dialog.get_by_label("Secret", exact=True)
+    expect(secret).to_have_value(SECRET_PATTERN)
+    value = secret.input_value()
+    secret_dialog.get_by_role("link", name="Done").click()
+    expect(secret_dialog).to_have_count(0)
+    return value
+
+
+def open_menu_item(page: Page, name: str, item: str) -> None:
+    """Open the row's ⋯ action menu (unless it is still open) and choose `item`.
+
+    The app leaves a menu open after a dialog opened from it is cancelled; a user then sees the open
+    menu and picks the item directly, so the summary is only clicked when the menu is closed.
+    """
+    menu = row_of(page, name).locator("details.menu")
+    if menu.get_attribute("open") is None:
+        page.get_by_label(f"Actions for {name}", exact=True).click()
+    expect(menu).to_have_attribute("open", "")
+    menu_item = menu.get_by_role("link", name=item, exact=True)
+    expect(menu_item).to_be_visible()
+    menu_item.click()
+
+
+def test_add_edit_toggle_reset_secret_and_delete_through_the_ui(signed_in_page: Page):
+    """An administrator signs in and, through the real page and its HTMX dialogs, adds a webhook
+    (seeing its 27-character secret once and copying it), edits it from a row click, toggles its
+    Status switch with the keyboard, resets its secret (a different one is shown), and deletes it
+    after a cancelled first attempt, ending on the empty state."""
+    page = signed_in_page
+    expect(page.get_by_role("heading", name="No webhooks yet")).to_be_visible()
+
+    # Add: the dialog, its fields, events by label, Enabled checked by default.
+    page.get_by_role("link", name="Add webhook").click()
+    dialog = dialog_named(page, "Add webhook")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Name")).to_be_focused()
+    dialog.get_by_label("Name").fill("Order sync")
+    dialog.get_by_label("Endpoint URL").fill(HOOK_URL)
+    dialog.get_by_label("asset.create", exact=True).check()
+    dialog.get_by_label("folder.update", exact=True).check()
+    expect(dialog.get_by_label("Enabled", exact=True)).to_be_checked()
+    dialog.get_by_role("button", name="Create").click()
+
+    # The secret, shown once: 27 url-safe characters, its Standard Webhooks form, a working Copy button.
+    secret_dialog = dialog_named(page, "Webhook created")
+    expect(secret_dialog).to_be_visible()
+    secret_field = secret_dialog.get_by_label("Secret", exact=True)
+    expect(secret_field).to_have_value(SECRET_PATTERN)
+    first_secret = secret_field.input_value()
+    assert len(first_secret) == 27
+    expect(secret_dialog.get_by_label("Secret (Standard Webhooks form)")).to_have_value(
+        "whsec_" + base64.b64encode(first_secret.encode()).decode()
+    )
+    copy_button = (
+        secret_dialog.locator(".copy-row").filter(has=page.get_by_label("Secret", exact=True)).get_by_role("button")
+    )
+    expect(copy_button).to_have_text("Copy")
+    copy_button.click()
+    expect(copy_button).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == first_secret
+    secret_dialog.get_by_role("link", name="Done").click()
+    expect(secret_dialog).to_have_count(0)
+    expect(page.locator("dialog")).to_have_count(0)
+
+    row = row_of(page, "Order sync")
+    expect(row).to_be_visible()
+    expect(row.get_by_role("cell").nth(1)).to_have_text(HOOK_URL)
+    expect(row.locator(".badge")).to_have_text(["asset.create", "folder.update"])
+    expect(page.get_by_role("heading", name="No webhooks yet")).to_have_count(0)
+
+    # Edit by clicking a plain cell (the endpoint URL), not a link.
+    row.get_by_role("cell").nth(1).click()
+    edit_dialog = dialog_named(page, "Edit webhook")
+    expect(edit_dialog).to_be_visible()
+    expect(edit_dialog.get_by_label("Name")).to_have_value("Order sync")
+    expect(edit_dialog.get_by_label("asset.create", exact=True)).to_be_checked()
+    edit_dialog.get_by_label("Name").fill("Order sync (prod)")
+    edit_dialog.get_by_role("button", name="Save").click()
+    expect(edit_dialog).to_have_count(0)
+    expect(page.get_by_role("status")).to_have_text("Webhook “Order sync (prod)” saved.")
+    expect(row_of(page, "Order sync")).to_have_count(0)
+    name = "Order sync (prod)"
+    row = row_of(page, name)
+    expect(row).to_be_visible()
+
+    # The Status switch, from the keyboard: Space turns it off, Enter turns it back on.
+    switch = page.get_by_role("switch", name=f"Status of {name}")
+    expect(switch).to_have_attribute("aria-checked", "true")
+    expect(switch).to_have_text("Enabled")
+    switch.focus()
+    page.keyboard.press("Space")
+    expect(switch).to_have_attribute("aria-checked", "false")
+    expect(switch).to_have_text("Disabled")
+    expect(row).to_have_class(re.compile(r"\bis-disabled\b"))
+    switch.focus()
+    page.keyboard.press("Enter")
+    expect(switch).to_have_attribute("aria-checked", "true")
+    expect(switch).to_have_text("Enabled")
+    expect(row).not_to_have_class(re.compile(r"\bis-disabled\b"))
+
+    # Reset secret from the action menu: confirm, and a different secret is shown.
+    open_menu_item(page, name, "Reset secret")
+    confirm = dialog_named(page, "Reset secret?")
+    expect(confirm).to_be_visible()
+    confirm.get_by_role("button", name="Reset secret").click()
+    new_secret_dialog = dialog_named(page, "New secret")
+    expect(new_secret_dialog).to_be_visible()
+    new_secret_field = new_secret_dialog.get_by_label("Secret", exact=True)
+    expect(new_secret_field).to_have_value(SECRET_PATTERN)
+    expect(new_secret_field).not_to_have_value(first_secret)
+    new_secret_dialog.get_by_role("link", name="Done").click()
+    expect(page.locator("dialog")).to_have_count(0)
+
+    # A second webhook, disabled, with several events: a representative table (and the screenshot).
+    add_webhook(
+        page,
+        "Asset audit log",
+        "https://hooks.example.com/netx/assets?source=dam",
+        ["asset.addToFolder", "asset.create", "asset.delete", "asset.expire"],
+        enabled=False,
+    )
+    expect(page.get_by_role("switch", name="Status of Asset audit log")).to_have_attribute("aria-checked", "false")
+    if os.environ.get("WEBHOOKS_SCREENSHOTS") == "1":
+        page.goto(WEBHOOKS_PATH)
+        expect(page.locator("#webhooks-table tbody tr")).to_have_count(2)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # Delete: Cancel keeps the row; confirming removes it; the last one gone shows the empty state.
+    open_menu_item(page, name, "Delete")
+    delete_dialog = dialog_named(page, "Delete webhook?")
+    expect(delete_dialog).to_be_visible()
+    expect(delete_dialog).to_contain_text(name)
+    delete_dialog.get_by_role("link", name="Cancel").click()
+    expect(delete_dialog).to_have_count(0)
+    expect(row_of(page, name)).to_be_visible()
+
+    for doomed in (name, "Asset audit log"):
+        open_menu_item(page, doomed, "Delete")
+        delete_dialog = dialog_named(page, "Delete webhook?")
+        expect(delete_dialog).to_be_visible()
+        delete_dialog.get_by_role("button", name="Delete").click()
+        expect(delete_dialog).to_have_count(0)
+        expect(row_of(page, doomed)).to_have_count(0)
+        expect(page.get_by_role("status")).to_have_text(f"Webhook “{doomed}” deleted.")
+    expect(page.get_by_role("heading", name="No webhooks yet")).to_be_visible()
+
+
+def test_add_dialog_rejects_a_plain_http_url_beside_the_field(app, signed_in_page: Page):
+    """Submitting the Add dialog with an http:// endpoint keeps the dialog open with an HTTPS error
+    next to the Endpoint URL field (linked by aria-describedby), and creates nothing."""
+    page = signed_in_page
+    page.get_by_role("link", name="Add webhook").click()
+    dialog = dialog_named(page, "Add webhook")
+    dialog.get_by_label("Name").fill("Plain HTTP")
+    dialog.get_by_label("Endpoint URL").fill("http://hooks.example.com/netx")
+    dialog.get_by_label("user.create", exact=True).check()
+    dialog.get_by_role("button", name="Create").click()
+
+    url_field = dialog.get_by_label("Endpoint URL")
+    expect(url_field).to_have_attribute("aria-invalid", "true")
+    error_id = url_field.get_attribute("aria-describedby").split()[-1]
+    error = dialog.locator(f"#{error_id}")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("HTTPS")
+    field = dialog.locator(".field").filter(has=page.get_by_label("Endpoint URL"))
+    expect(field).to_have_class(re.compile(r"\bhas-error\b"))
+    expect(field).to_contain_text("HTTPS is required")
+    # What was typed is kept, and the other fields produced no error.
+    expect(url_field).to_have_value("http://hooks.example.com/netx")
+    expect(dialog.get_by_label("Name")).to_have_value("Plain HTTP")
+    expect(dialog.get_by_label("user.create", exact=True)).to_be_checked()
+    expect(dialog.get_by_label("Name")).to_have_attribute("aria-invalid", "false")
+
+    dialog.get_by_role("link", name="Cancel").click()
+    expect(page.locator("dialog")).to_have_count(0)
+    expect(page.get_by_role("heading", name="No webhooks yet")).to_be_visible()
+    with app.app_context():
+        assert webhook_service.list_webhooks() == []
+
+
+def test_a_failed_htmx_request_shows_a_visible_error(app, signed_in_page: Page):
+    """When an HTMX request fails (saving a webhook that was deleted meanwhile: HTTP 404), the page
+    shows a visible role=alert error in the open dialog instead of silently doing nothing."""
+    page = signed_in_page
+    with app.app_context():
+        webhook, _ = webhook_service.create_webhook(
+            webhook_service.WebhookFields("Short-lived", HOOK_URL, ("user.expire",), True)
+        )
+        db.session.commit()
+        webhook_id = webhook.id
+    page.reload()
+    row = row_of(page, "Short-lived")
+    row.get_by_role("cell").nth(1).click()
+    dialog = dialog_named(page, "Edit webhook")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Name").fill("Renamed too late")
+
+    with app.app_context():
+        webhook_service.delete_webhook(webhook_id)
+        db.session.commit()
+
+    with page.expect_response(lambda response: response.request.method == "POST") as answer:
+        dialog.get_by_role("button", name="Save").click()
+    assert answer.value.status == 404
+    alert = dialog.get_by_role("alert")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("The request failed (HTTP 404")
+    expect(page.locator("#request-error")).to_contain_text("404")
+    expect(dialog).to_be_visible()

@@ -1,0 +1,38 @@
+"""One endpoint that never answers must not hold up deliveries to healthy endpoints."""
+
+from conftest import wait_for
+from sqlalchemy import func, select
+
+from webhooks_app.extensions import db
+from webhooks_app.models import Message, MessageStatus
+from webhooks_app.services.webhooks import WebhookFields, create_webhook
+
+
+def test_a_hung_endpoint_does_not_starve_a_healthy_one(app, client, api_token, receiver, silent_server,
+                                                       delivery_processes):
+    """With ten sends owed to a hung endpoint, a healthy endpoint's message is sent before the hung ones are tried."""
+    with app.app_context():
+        create_webhook(WebhookFields("Hung", silent_server.url("/hook"), ("asset.delete",), True))
+        healthy, _ = create_webhook(WebhookFields("Healthy", receiver.url("/ok"), ("asset.create",), True))
+        db.session.commit()
+        healthy_id = healthy.id
+    headers = {"Authorization": f"Bearer {api_token}"}
+    for asset_id in range(1, 11):
+        client.post("/api/v1/events", json={"type": "asset.delete", "assetId": asset_id, "userId": 1}, headers=headers)
+    wait_for(lambda: silent_server.accepted >= 2, message="the hung endpoint to hold two sends")
+    client.post("/api/v1/events", json={"type": "asset.create", "assetId": 99, "userId": 1}, headers=headers)
+    receiver.wait_for_count(1)
+
+    with app.app_context():
+        tried_hung = db.session.scalar(
+            select(func.count()).select_from(Message).where(Message.webhook_id != healthy_id, Message.attempts_made > 0)
+        )
+    assert tried_hung < 10, "the healthy delivery waited for every hung send"
+    assert silent_server.most_open <= 2, "more sends than the per-endpoint cap reached the hung endpoint at once"
+
+    def healthy_sent():
+        with app.app_context():
+            status = db.session.scalar(select(Message.status).where(Message.webhook_id == healthy_id))
+            return status == MessageStatus.SENT
+
+    wait_for(healthy_sent, message="the healthy message to be marked Sent")
