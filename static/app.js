@@ -49,15 +49,49 @@
     if (region) region.hidden = true;
   }
 
+  // Show times in the viewer's time zone; the UTC instant stays in the title.
+  function localTimes(root) {
+    var times = root.querySelectorAll ? root.querySelectorAll("time[data-local]") : [];
+    Array.prototype.forEach.call(times, function (element) {
+      var moment = new Date(element.getAttribute("datetime"));
+      if (isNaN(moment)) return;
+      element.textContent = moment.toLocaleString(undefined, {
+        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit"
+      });
+      element.removeAttribute("data-local");
+    });
+  }
+
+  function onNewContent(root) {
+    openDialogs(root);
+    localTimes(root);
+    var rows = document.getElementById("log-rows");
+    if (rows && rows.querySelector(".log-row")) {
+      var empty = rows.querySelector(".empty-row");
+      if (empty) empty.remove();
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     if (window.htmx) {
-      htmx.onLoad(openDialogs);
+      htmx.onLoad(onNewContent);
     } else {
-      openDialogs(document);
+      onNewContent(document);
     }
   });
+  document.addEventListener("htmx:oobAfterSwap", function (event) { onNewContent(event.detail.target || document); });
 
   document.addEventListener("click", function (event) {
+    // A log row whose details are loaded toggles them instead of fetching again.
+    var logRow = event.target.closest("tr.log-row");
+    if (logRow && !event.target.closest("a")) {
+      var details = document.getElementById(logRow.id.replace("message-row-", "message-details-"));
+      if (details && details.dataset.loaded) {
+        details.hidden = !details.hidden;
+      }
+      var toggle = logRow.querySelector("[aria-controls]");
+      if (toggle && details) toggle.setAttribute("aria-expanded", details.dataset.loaded ? String(!details.hidden) : "true");
+    }
     var closer = event.target.closest("[data-close-dialog]");
     if (closer && closer.closest("#dialog-host")) {
       event.preventDefault();

@@ -39,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
             configure_sqlite(engine)
 
     from . import models  # noqa: F401  (register the models with the metadata)
+    from .activity.routes import bp as activity_bp
     from .api.routes import bp as api_bp
     from .api_tokens.routes import bp as api_tokens_bp
     from .auth.routes import bp as auth_bp
@@ -49,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(api_tokens_bp)
+    app.register_blueprint(activity_bp)
     register_commands(app)
     init_broker(app)
     register_error_pages(app)

@@ -10,7 +10,7 @@ def is_htmx_request() -> bool:
     )
 
 
-def render_page_or_fragment(page: str, fragment: str, status: int = 200, **context):
+def render_page_or_fragment(page_template: str, fragment_template: str, status: int = 200, **context):
     """Render the fragment for HTMX requests, else the page that includes it."""
-    template = fragment if is_htmx_request() else page
+    template = fragment_template if is_htmx_request() else page_template
     return render_template(template, **context), status

@@ -108,7 +108,7 @@ class MessageStatus:
     FAILED = "failed"
 
     PENDING = (QUEUED, SCHEDULED_RETRY)
-    LABELS = {QUEUED: "Queued", SCHEDULED_RETRY: "Scheduled retry", SENT: "Sent", FAILED: "Failed"}
+    LABELS = {SENT: "Sent", QUEUED: "Queued", SCHEDULED_RETRY: "Scheduled retry", FAILED: "Failed"}
 
 
 class Message(db.Model):
@@ -119,6 +119,10 @@ class Message(db.Model):
         Index("ix_messages_due", "status", "next_attempt_at"),
         Index("ix_messages_webhook_created", "webhook_id", "id"),
         Index("ix_messages_event", "event_id"),
+        Index("ix_messages_webhook_status_id", "webhook_id", "status", "id"),
+        Index("ix_messages_status_id", "status", "id"),
+        Index("ix_messages_webhook_created_status", "webhook_id", "created_at", "status"),
+        Index("ix_messages_created", "created_at", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -151,10 +155,15 @@ class Attempt(db.Model):
     """One try at sending a message: when, how long, and what came back."""
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_message", "message_id", "number"),)
+    __table_args__ = (
+        Index("ix_attempts_message", "message_id", "number"),
+        Index("ix_attempts_webhook_started", "webhook_id", "started_at"),
+        Index("ix_attempts_started", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="SET NULL"))
     number: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     duration_ms: Mapped[int]

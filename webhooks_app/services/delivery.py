@@ -111,7 +111,8 @@ def record_attempt(message_id: int, number: int, started_at: datetime, result: S
     """Store an attempt and move the message on: Sent, Scheduled retry, or Failed (disabling its webhook)."""
     message = db.session.get(Message, message_id, with_for_update=True)
     attempt = Attempt(
-        message_id=message.id, number=number, started_at=started_at, duration_ms=result.duration_ms,
+        message_id=message.id, webhook_id=message.webhook_id, number=number, started_at=started_at,
+        duration_ms=result.duration_ms,
         succeeded=result.succeeded, status_code=result.status_code, error_kind=result.error_kind,
         error_detail=result.error_detail, response_excerpt=result.response_excerpt,
     )

@@ -1,0 +1,202 @@
+"""The activity log pages: columns, filter, keyset pagination, details, escaping and live polling."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from webhooks_app.extensions import db
+from webhooks_app.models import Attempt, Event, Message, MessageStatus, utcnow
+from webhooks_app.services.webhooks import WebhookFields, create_webhook
+
+BASE = "/system/integrations/api"
+HTMX = {"HX-Request": "true"}
+
+
+def make_webhook(name="Receiver") -> int:
+    webhook, _ = create_webhook(WebhookFields(name, "https://hooks.example.com/x", ("asset.create",), True))
+    db.session.flush()
+    return webhook.id
+
+
+def make_message(webhook_id: int, status: str, *, age=timedelta(0), attempts=(), event_type="asset.create") -> int:
+    """A message row as the pipeline leaves it, with attempts (succeeded, status_code, error_kind, excerpt)."""
+    created = utcnow() - age
+    event = Event(event_uuid=str(__import__("uuid").uuid4()), event_type=event_type, created_at=created,
+                  payload={"assetId": 1, "systemEventType": "ASSET_CREATE", "eventId": "e", "eventTime": 1, "userId": 1})
+    message = Message(message_uuid=str(__import__("uuid").uuid4()), webhook_id=webhook_id, event=event,
+                      event_type=event_type, status=status, attempts_made=len(attempts), created_at=created,
+                      updated_at=created, next_attempt_at=created + timedelta(minutes=5)
+                      if status in MessageStatus.PENDING else None)
+    db.session.add(message)
+    db.session.flush()
+    for number, (succeeded, code, kind, excerpt) in enumerate(attempts, start=1):
+        db.session.add(Attempt(message_id=message.id, webhook_id=webhook_id, number=number, started_at=created,
+                               duration_ms=12, succeeded=succeeded, status_code=code, error_kind=kind,
+                               error_detail=f"HTTP {code}" if code else kind, response_excerpt=excerpt))
+    db.session.flush()
+    return message.id
+
+
+@pytest.fixture
+def one_of_each(app):
+    """A webhook with one Sent, one Queued, one Scheduled retry and one Failed message."""
+    minute = timedelta(minutes=1)
+    with app.app_context():
+        webhook_id = make_webhook()
+        ids = {
+            "sent": make_message(webhook_id, MessageStatus.SENT, age=minute, attempts=[(True, 204, None, "")]),
+            "queued": make_message(webhook_id, MessageStatus.QUEUED, age=minute),
+            "scheduled_retry": make_message(webhook_id, MessageStatus.SCHEDULED_RETRY, age=minute,
+                                            attempts=[(False, 500, "http_status", "oops")]),
+            "failed": make_message(webhook_id, MessageStatus.FAILED, age=minute,
+                                   attempts=[(False, None, "refused", None)] * 6),
+        }
+        db.session.commit()
+    return webhook_id, ids
+
+
+def rows(html: str) -> list[str]:
+    return re.findall(r'<tr id="message-row-(\d+)"', html)
+
+
+def test_log_shows_the_documents_columns_newest_first(admin_client, one_of_each):
+    """The log lists Event, Created, Status and Updated, newest first, one row per message."""
+    webhook_id, ids = one_of_each
+    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log").get_data(as_text=True)
+    headers = re.findall(r'<th scope="col">([^<]+)</th>', page.split('class="table log-table"')[1])
+    assert headers[:4] == ["Event", "Created", "Status", "Updated"]
+    assert rows(page) == [str(i) for i in sorted(ids.values(), reverse=True)]
+    for label in ("Sent", "Queued", "Scheduled retry", "Failed"):
+        assert f">{label}</span>" in page
+    assert "Activity log" in page and 'data-local' in page and " UTC" in page
+
+
+@pytest.mark.parametrize("status", ["sent", "queued", "scheduled_retry", "failed"])
+def test_status_filter_keeps_only_that_status(admin_client, one_of_each, status):
+    """The Status filter (kept in the URL) shows only messages with that status."""
+    webhook_id, ids = one_of_each
+    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log?status={status}", headers=HTMX).get_data(as_text=True)
+    assert page.lstrip().startswith('<div id="activity-log">')
+    assert rows(page) == [str(ids[status])]
+    assert re.search(rf'<option selected value="{status}">', page)
+
+
+def test_unknown_filter_is_refused_with_a_message(admin_client, one_of_each):
+    """A status that does not exist gets 400 naming the problem."""
+    webhook_id, _ = one_of_each
+    response = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log?status=bogus")
+    assert response.status_code == 400 and "status" in response.get_data(as_text=True)
+
+
+def test_keyset_pages_cover_every_row_once(app, admin_client):
+    """Pages of 50 by message id: Older walks 120 rows without gaps or repeats; Oldest and Newer walk back."""
+    with app.app_context():
+        webhook_id = make_webhook()
+        all_ids = [make_message(webhook_id, MessageStatus.SENT) for _ in range(120)]
+        db.session.commit()
+    url = f"{BASE}/webhooks/{webhook_id}/log"
+    seen, pages, query = [], 0, ""
+    while True:
+        page = admin_client.get(url + query).get_data(as_text=True)
+        seen += [int(i) for i in rows(page)]
+        pages += 1
+        older = re.search(r'href="[^"]*\?before=(\d+)"', page)
+        if not older:
+            break
+        query = f"?before={older.group(1)}"
+    assert seen == sorted(all_ids, reverse=True) and pages == 3
+    oldest = admin_client.get(url + "?oldest=1").get_data(as_text=True)
+    assert [int(i) for i in rows(oldest)] == sorted(all_ids, reverse=True)[70:]
+    assert "Older →" not in oldest and "← Newer" in oldest
+    newer = re.search(r'href="[^"]*\?after=(\d+)"', oldest).group(1)
+    middle = admin_client.get(url + f"?after={newer}").get_data(as_text=True)
+    assert [int(i) for i in rows(middle)] == sorted(all_ids, reverse=True)[20:70]
+
+
+def test_details_show_masked_payload_attempts_and_escaped_answer(app, admin_client):
+    """A row's details show the payload without the secret and every attempt, the answer escaped as text."""
+    with app.app_context():
+        webhook_id = make_webhook()
+        message_id = make_message(webhook_id, MessageStatus.SCHEDULED_RETRY,
+                                  attempts=[(False, 500, "http_status", "<script>alert('owned')</script>")])
+        db.session.commit()
+    details = admin_client.get(f"{BASE}/activity/messages/{message_id}", headers=HTMX).get_data(as_text=True)
+    assert details.lstrip().startswith(f'<tr id="message-details-{message_id}"')
+    assert "<script>alert" not in details
+    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in details
+    assert "HTTP 500" in details and "Next attempt" in details
+    assert "(secret hidden)" in details
+
+
+def test_all_activity_lists_every_webhook(app, admin_client):
+    """The All activity page lists messages of every webhook with the webhook's name, filter included."""
+    with app.app_context():
+        first, second = make_webhook("First"), make_webhook("Second")
+        a = make_message(first, MessageStatus.FAILED)
+        b = make_message(second, MessageStatus.SENT)
+        db.session.commit()
+    page = admin_client.get(f"{BASE}/activity").get_data(as_text=True)
+    assert rows(page) == [str(b), str(a)] and ">First</a>" in page and ">Second</a>" in page
+    failed = admin_client.get(f"{BASE}/activity?status=failed").get_data(as_text=True)
+    assert rows(failed) == [str(a)]
+
+
+def test_summary_counts_the_last_day_and_month(app, admin_client):
+    """The summary counts messages per status over 24 hours and 30 days."""
+    with app.app_context():
+        webhook_id = make_webhook()
+        make_message(webhook_id, MessageStatus.SENT, attempts=[(True, 204, None, "")])
+        make_message(webhook_id, MessageStatus.SENT, age=timedelta(days=3))
+        make_message(webhook_id, MessageStatus.FAILED, age=timedelta(days=10))
+        db.session.commit()
+    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log").get_data(as_text=True)
+    day = re.search(r"Last 24 hours</th>(.*?)</tr>", page, re.S).group(1)
+    month = re.search(r"Last 30 days</th>(.*?)</tr>", page, re.S).group(1)
+    assert re.findall(r">(\d+)</td>", day) == ["1", "0", "0", "0"]
+    assert re.findall(r">(\d+)</td>", month) == ["2", "0", "0", "1"]
+    assert "1 succeeded, 0 failed" in page
+
+
+def test_poll_with_nothing_in_flight_answers_204(admin_client, one_of_each):
+    """A live poll from a page with nothing changed gets 204 and no body."""
+    webhook_id, ids = one_of_each
+    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log").get_data(as_text=True)
+    poll_url = re.search(r'id="log-poller" hidden\s+hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert f"pending={ids['scheduled_retry']}" in poll_url or "pending=" in poll_url
+    response = admin_client.get(poll_url, headers=HTMX)
+    assert response.status_code == 204 and response.get_data() == b""
+
+
+def test_poll_redraws_rows_that_changed_and_adds_new_ones(app, admin_client, one_of_each):
+    """After a Queued message is Sent and a new one arrives, the poll returns both rows and a new poller."""
+    webhook_id, ids = one_of_each
+    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log").get_data(as_text=True)
+    poll_url = re.search(r'id="log-poller" hidden\s+hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+    with app.app_context():
+        message = db.session.get(Message, ids["queued"])
+        message.status = MessageStatus.SENT
+        message.updated_at = utcnow() + timedelta(seconds=10)
+        new_id = make_message(webhook_id, MessageStatus.QUEUED)
+        db.session.commit()
+    update = admin_client.get(poll_url, headers=HTMX).get_data(as_text=True)
+    assert f'<tr id="message-row-{ids["queued"]}" class="clickable log-row" hx-swap-oob="true"' in update
+    assert 'hx-swap-oob="afterbegin:#log-rows"' in update and f'id="message-row-{new_id}"' in update
+    assert 'id="log-poller" hx-swap-oob="true"' in update
+
+
+def test_log_pages_are_for_administrators(app, client):
+    """Anonymous visitors are sent to sign-in from every log page."""
+    for path in (f"{BASE}/activity", f"{BASE}/webhooks/1/log", f"{BASE}/activity/messages/1", f"{BASE}/activity/poll"):
+        assert client.get(path).status_code == 302
+
+
+def test_no_message_is_stored_twice_for_test(app):
+    """Sanity: the helper builds distinct messages."""
+    with app.app_context():
+        webhook_id = make_webhook()
+        make_message(webhook_id, MessageStatus.SENT)
+        make_message(webhook_id, MessageStatus.SENT)
+        db.session.commit()
+        assert len(list(db.session.scalars(select(Message.id)))) == 2

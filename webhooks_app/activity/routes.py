@@ -1,0 +1,143 @@
+"""Activity log pages: one per webhook and one across all webhooks, live while open."""
+
+from datetime import datetime, timedelta
+
+from flask import Blueprint, abort, render_template, request, url_for
+
+from ..auth.routes import admin_required
+from ..htmx import render_page_or_fragment
+from ..models import MessageStatus, utcnow
+from ..services import activity
+from ..services.webhooks import WebhookNotFound, get_webhook, list_webhooks
+from .forms import LogQueryForm, PollForm
+
+bp = Blueprint("activity", __name__, url_prefix="/system/integrations/api")
+CLOCK_MARGIN = timedelta(seconds=5)
+
+
+@bp.before_request
+@admin_required
+def require_admin():
+    """Every page here is for signed-in administrators only."""
+
+
+@bp.after_request
+def never_cache(response):
+    """Log pages change by the second; browsers must not show stale copies."""
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    return response
+
+
+def _webhook_or_404(webhook_id: int):
+    try:
+        return get_webhook(webhook_id)
+    except WebhookNotFound:
+        abort(404, f"Webhook {webhook_id} does not exist; it may have been deleted.")
+
+
+def _read_query(form_class):
+    form = form_class(formdata=request.args)
+    if not form.validate():
+        problems = "; ".join(f"{name}: {', '.join(errors)}" for name, errors in form.errors.items())
+        abort(400, f"The log address is not understood ({problems}).")
+    return form
+
+
+def _log_context(webhook, form: LogQueryForm) -> dict:
+    webhook_id = webhook.id if webhook else None
+    status = form.status.data or None
+    now = utcnow()
+    page = activity.log_page(webhook_id, status, before=form.before.data, after=form.after.data,
+                             oldest=bool(form.oldest.data))
+    return {
+        "webhook": webhook,
+        "form": form,
+        "status_filter": status or "",
+        "page": page,
+        "counts_day": activity.status_counts(webhook_id, now - timedelta(hours=24)),
+        "counts_month": activity.status_counts(webhook_id, now - timedelta(days=30)),
+        "hours": activity.hourly_outcomes(webhook_id, now),
+        "poll": _poll_state(page.messages, live=page.is_newest, rendered_at=now),
+        "labels": MessageStatus.LABELS,
+        "webhook_names": {} if webhook else webhook_names(),
+    }
+
+
+def webhook_names() -> dict[int, str]:
+    return {webhook.id: webhook.name for webhook in list_webhooks()}
+
+
+def _poll_state(messages, live: bool, rendered_at: datetime) -> dict:
+    return {
+        "newest": max((m.id for m in messages), default=0),
+        "pending": ",".join(str(m.id) for m in messages if m.status in MessageStatus.PENDING),
+        # A margin covers rows written by hosts whose clocks run a little behind this one.
+        "since": (rendered_at - CLOCK_MARGIN).isoformat(),
+        "live": "1" if live else "",
+    }
+
+
+@bp.get("/webhooks/<int:webhook_id>/log")
+def webhook_log(webhook_id: int):
+    """A webhook's messages, newest first, with the Status filter, summary and live statuses."""
+    webhook = _webhook_or_404(webhook_id)
+    context = _log_context(webhook, _read_query(LogQueryForm))
+    return render_page_or_fragment("activity/log.html", "activity/_log.html", **context)
+
+
+@bp.get("/activity")
+def all_activity():
+    """Messages of every webhook, for seeing everything failing at once."""
+    context = _log_context(None, _read_query(LogQueryForm))
+    return render_page_or_fragment("activity/log.html", "activity/_log.html", **context)
+
+
+@bp.get("/activity/messages/<int:message_id>")
+def message_details(message_id: int):
+    """The payload sent (token masked) and every attempt of one message."""
+    message = activity.message_detail(message_id)
+    if message is None:
+        abort(404, f"Message {message_id} is no longer in the log.")
+    return render_template("activity/_details.html", message=message, payload=activity.payload_as_sent(message),
+                           labels=MessageStatus.LABELS)
+
+
+@bp.get("/activity/poll")
+def poll():
+    """Live updates for an open log page: 204 when nothing changed, else the rows to redraw."""
+    form = _read_query(PollForm)
+    webhook_id = request.args.get("webhook", type=int)
+    pending = [int(part) for part in (form.pending.data or "").split(",") if part.isdigit()][: activity.PAGE_SIZE]
+    try:
+        since = datetime.fromisoformat(form.since.data) if form.since.data else utcnow()
+    except ValueError:
+        abort(400, "The log address is not understood (since).")
+    now = utcnow()
+    changes = activity.log_changes(webhook_id, form.status.data or None, form.newest.data or 0, pending, since,
+                                   include_new=bool(form.live.data))
+    if not changes.changed and not changes.new:
+        return "", 204
+    still_pending = {m.id for m in changes.changed if m.status in MessageStatus.PENDING}
+    untouched = [i for i in pending if i not in {m.id for m in changes.changed}]
+    new_pending = [m.id for m in changes.new if m.status in MessageStatus.PENDING]
+    state = {
+        "newest": max([form.newest.data or 0, *(m.id for m in changes.new)]),
+        "pending": ",".join(str(i) for i in sorted({*untouched, *still_pending, *new_pending})),
+        "since": (now - CLOCK_MARGIN).isoformat(),
+        "live": form.live.data or "",
+    }
+    return render_template("activity/_poll_update.html", changes=changes, poll=state, webhook_id=webhook_id,
+                           status_filter=form.status.data or "", show_webhook=webhook_id is None,
+                           labels=MessageStatus.LABELS, webhook_names={} if webhook_id else webhook_names())
+
+
+@bp.app_template_global()
+def log_url(webhook, **params) -> str:
+    """The URL of a log page (a webhook's or all activity) with its query kept."""
+    params = {key: value for key, value in params.items() if value not in (None, "")}
+    if webhook is not None:
+        return url_for("activity.webhook_log", webhook_id=webhook.id, **params)
+    return url_for("activity.all_activity", **params)
+
+
