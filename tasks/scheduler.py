@@ -5,6 +5,7 @@ import logging
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from tasks.delivery import requeue_due_messages
+from tasks.maintenance import catch_up_prune, enqueue_nightly_prune
 from webhooks_app import create_app
 
 logger = logging.getLogger("tasks.scheduler")
@@ -16,6 +17,9 @@ def periodic_jobs(config) -> list[tuple]:
     return [
         (requeue_due_messages, {"trigger": "interval", "seconds": config["WEBHOOKS_SWEEP_INTERVAL_SECONDS"],
                                 "max_instances": 1, "coalesce": True}),
+        # A generous grace time: a scheduler restarted a few hours after 03:00 still runs the night's prune.
+        (enqueue_nightly_prune, {"trigger": "cron", "hour": 3, "minute": 0, "misfire_grace_time": 6 * 3600,
+                                 "coalesce": True, "max_instances": 1}),
     ]
 
 
@@ -33,6 +37,9 @@ def build_scheduler(app) -> BlockingScheduler:
 def main() -> None:
     app = create_app()
     scheduler = build_scheduler(app)
+    with app.app_context():
+        if catch_up_prune():
+            logger.info("no prune in the last day: one was enqueued now")
     logger.info("scheduler started with jobs: %s", [job.id for job in scheduler.get_jobs()] or "none")
     scheduler.start()
 

@@ -4,7 +4,7 @@ import logging
 import multiprocessing
 import signal
 
-from tasks import delivery  # noqa: F401  (declares the delivery actors)
+from tasks import delivery, maintenance  # noqa: F401  (declare the actors)
 from webhooks_app import create_app
 
 logger = logging.getLogger("tasks.worker")

@@ -80,3 +80,13 @@ def register_commands(app: Flask) -> None:
             raise click.ClickException(f"{error.field}: {error.message}") from None
         note = " (already accepted earlier)" if accepted.duplicate else ""
         click.echo(f"eventId {accepted.event_uuid}: {len(accepted.message_ids)} message(s){note}")
+
+    @app.cli.command("prune-log")
+    def prune_log_command():
+        """Delete activity-log rows older than WEBHOOKS_LOG_RETENTION_DAYS now (as the nightly job does)."""
+        from tasks.maintenance import prune_log_once
+
+        report = prune_log_once()
+        if report is None:
+            raise click.ClickException("another process is pruning the activity log; try again later")
+        click.echo(f"Deleted {report.messages} messages, {report.attempts} attempts and {report.events} events.")

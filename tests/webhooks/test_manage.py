@@ -288,3 +288,38 @@ def test_no_redis_alert_when_redis_answers(admin_client):
     assert "Redis unavailable." not in page
     poll = admin_client.get(f"{BASE}/redis-status", headers=HTMX).get_data(as_text=True)
     assert poll.lstrip().startswith('<div id="redis-alert"') and "alert-error" not in poll
+
+
+def live_poll_url(page: str) -> str:
+    return re.search(r'id="webhooks-live"[^>]*?hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+
+
+def test_live_poll_answers_204_until_something_changes(app, admin_client):
+    """The open Webhooks page's poll costs a 204 while nothing changed; an automatic disable redraws the table."""
+    create(admin_client)
+    webhook = only_webhook(app)
+    poll = live_poll_url(admin_client.get(BASE).get_data(as_text=True))
+    quiet = admin_client.get(poll, headers=HTMX)
+    assert quiet.status_code == 204 and quiet.get_data() == b""
+    with app.app_context():
+        stored = db.session.get(Webhook, webhook.id)
+        stored.enabled = False
+        stored.disabled_reason = "All 6 delivery attempts of a message failed."
+        db.session.commit()
+    update = admin_client.get(poll, headers=HTMX).get_data(as_text=True)
+    assert 'id="webhooks-table" class="panel table-panel" hx-swap-oob="true"' in update
+    assert 'aria-checked="false"' in update and "Disabled automatically" in update
+    assert admin_client.get(live_poll_url(update), headers=HTMX).status_code == 204
+
+
+def test_live_poll_shows_and_clears_the_redis_alert(app, admin_client, redis_url):
+    """When Redis stops answering the poll brings the alert; when it answers again the alert clears."""
+    poll = live_poll_url(admin_client.get(BASE).get_data(as_text=True))
+    app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    try:
+        down = admin_client.get(poll, headers=HTMX).get_data(as_text=True)
+        assert '<div id="redis-alert" hx-swap-oob="true">' in down and "Redis unavailable." in down
+    finally:
+        app.config["REDIS_URL"] = redis_url
+    up = admin_client.get(live_poll_url(down), headers=HTMX).get_data(as_text=True)
+    assert '<div id="redis-alert" hx-swap-oob="true">' in up and "Redis unavailable." not in up

@@ -10,6 +10,7 @@ from ..htmx import is_htmx_request, render_page_or_fragment
 from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
 from ..services import webhooks as webhook_service
+from ..services.activity import webhooks_fingerprint
 from ..services.test_messages import create_test_message, send_test_message
 from .forms import ConfirmForm, EnabledForm, WebhookForm
 
@@ -69,18 +70,36 @@ def show_secret(webhook, secret: str, heading: str, status: int = 200):
 @bp.get("")
 def index():
     """List webhooks with their status toggles."""
+    redis_available = redis_is_available()
     return render_page_or_fragment(
         "webhooks/index.html",
         "webhooks/_table.html",
         webhooks=webhook_service.list_webhooks(),
-        redis_available=redis_is_available(),
+        redis_available=redis_available,
+        live=live_state(redis_available),
     )
 
 
 @bp.get("/redis-status")
 def redis_status():
-    """The Redis-unavailable alert, polled by the Webhooks page."""
+    """The Redis-unavailable alert on its own."""
     return render_template("webhooks/_redis_alert.html", redis_available=redis_is_available())
+
+
+def live_state(redis_available: bool) -> str:
+    """What the open Webhooks page shows: changes when a webhook or Redis's availability changes."""
+    return f"{webhooks_fingerprint()}|{'redis-up' if redis_available else 'redis-down'}"
+
+
+@bp.get("/live")
+def live():
+    """Polled every 2 s by an open Webhooks page: 204 when nothing changed, else the table and alert to swap."""
+    redis_available = redis_is_available()
+    state = live_state(redis_available)
+    if request.args.get("state") == state:
+        return "", 204
+    return render_template("webhooks/_live_update.html", webhooks=webhook_service.list_webhooks(),
+                           redis_available=redis_available, live=state)
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -1,0 +1,80 @@
+"""Retention: delete activity-log rows older than WEBHOOKS_LOG_RETENTION_DAYS, in small batches."""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, exists, select
+
+from ..extensions import db
+from ..models import Attempt, Event, Message, MessageStatus, utcnow
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 2000
+
+
+@dataclass
+class PruneReport:
+    messages: int = 0
+    attempts: int = 0
+    events: int = 0
+    batches: int = 0
+    longest_batch_seconds: float = 0.0
+    batch_seconds: list[float] = field(default_factory=list)
+
+
+def prune_log(retention_days: int, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> PruneReport:
+    """Delete finished messages (and their attempts) and orphaned events older than the retention period.
+
+    Commits after every batch so deliveries and pages keep working while it runs; never deletes a
+    message that is still Queued or Scheduled retry; safe to run again or concurrently.
+    """
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    report = PruneReport()
+    while True:
+        started = time.monotonic()
+        message_ids = list(db.session.scalars(
+            select(Message.id)
+            .where(Message.created_at < cutoff, Message.status.notin_(MessageStatus.PENDING))
+            .order_by(Message.created_at)
+            .limit(batch_size)
+        ))
+        if not message_ids:
+            db.session.rollback()
+            break
+        report.attempts += db.session.execute(
+            delete(Attempt).where(Attempt.message_id.in_(message_ids)).execution_options(synchronize_session=False)
+        ).rowcount
+        report.messages += db.session.execute(
+            delete(Message).where(Message.id.in_(message_ids), Message.status.notin_(MessageStatus.PENDING))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        _record_batch(report, started)
+    while True:
+        started = time.monotonic()
+        event_ids = list(db.session.scalars(
+            select(Event.id)
+            .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id))
+            .limit(batch_size)
+        ))
+        if not event_ids:
+            db.session.rollback()
+            break
+        report.events += db.session.execute(
+            delete(Event).where(Event.id.in_(event_ids)).execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        _record_batch(report, started)
+    logger.info("pruned %d messages, %d attempts and %d events older than %d days in %d batches",
+                report.messages, report.attempts, report.events, retention_days, report.batches)
+    return report
+
+
+def _record_batch(report: PruneReport, started: float) -> None:
+    elapsed = time.monotonic() - started
+    report.batches += 1
+    report.batch_seconds.append(elapsed)
+    report.longest_batch_seconds = max(report.longest_batch_seconds, elapsed)
