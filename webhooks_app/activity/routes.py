@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, render_template, request, url_for
 
-from ..auth.routes import admin_required
+from ..auth.routes import admin_area
 from ..htmx import render_page_or_fragment
 from ..models import MessageStatus, utcnow
 from ..services import activity
@@ -12,21 +12,9 @@ from ..services.webhooks import WebhookNotFound, get_webhook, list_webhooks
 from .forms import LogQueryForm, PollForm
 
 bp = Blueprint("activity", __name__, url_prefix="/system/integrations/api")
+admin_area(bp)
 CLOCK_MARGIN = timedelta(seconds=5)
 
-
-@bp.before_request
-@admin_required
-def require_admin():
-    """Every page here is for signed-in administrators only."""
-
-
-@bp.after_request
-def never_cache(response):
-    """Log pages change by the second; browsers must not show stale copies."""
-    response.headers["Cache-Control"] = "no-store"
-    response.vary.add("HX-Request")
-    return response
 
 
 def _webhook_or_404(webhook_id: int):

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, abort, flash, redirect, url_for
 
-from ..auth.routes import admin_required
+from ..auth.routes import admin_area
 from ..extensions import db
 from ..htmx import render_page_or_fragment
 from ..services import api_tokens as token_service
@@ -10,20 +10,8 @@ from ..webhooks.forms import ConfirmForm
 from .forms import ApiTokenForm
 
 bp = Blueprint("api_tokens", __name__, url_prefix="/system/integrations/api/tokens")
+admin_area(bp)
 
-
-@bp.before_request
-@admin_required
-def require_admin():
-    """Every page here is for signed-in administrators only."""
-
-
-@bp.after_request
-def never_cache(response):
-    """Token pages (one shows a token once) must not be stored by browsers or proxies."""
-    response.headers["Cache-Control"] = "no-store"
-    response.vary.add("HX-Request")
-    return response
 
 
 @bp.route("", methods=["GET", "POST"])

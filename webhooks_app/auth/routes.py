@@ -94,3 +94,17 @@ def logout():
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+def _never_cache(response):
+    # Admin pages show one-time secrets and second-by-second statuses: no browser or proxy copies.
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    return response
+
+
+def admin_area(blueprint: Blueprint) -> Blueprint:
+    """Make every view of a blueprint administrator-only and never cached."""
+    blueprint.before_request(admin_required(lambda: None))
+    blueprint.after_request(_never_cache)
+    return blueprint

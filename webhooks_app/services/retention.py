@@ -33,17 +33,8 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     report = PruneReport()
-    while True:
-        started = time.monotonic()
-        message_ids = list(db.session.scalars(
-            select(Message.id)
-            .where(Message.created_at < cutoff, Message.status.notin_(MessageStatus.PENDING))
-            .order_by(Message.created_at)
-            .limit(batch_size)
-        ))
-        if not message_ids:
-            db.session.rollback()
-            break
+
+    def delete_messages(message_ids: list[int]) -> None:
         report.attempts += db.session.execute(
             delete(Attempt).where(Attempt.message_id.in_(message_ids)).execution_options(synchronize_session=False)
         ).rowcount
@@ -51,30 +42,41 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
             delete(Message).where(Message.id.in_(message_ids), Message.status.notin_(MessageStatus.PENDING))
             .execution_options(synchronize_session=False)
         ).rowcount
-        db.session.commit()
-        _record_batch(report, started)
-    while True:
-        started = time.monotonic()
-        event_ids = list(db.session.scalars(
-            select(Event.id)
-            .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id))
-            .limit(batch_size)
-        ))
-        if not event_ids:
-            db.session.rollback()
-            break
+
+    def delete_events(event_ids: list[int]) -> None:
         report.events += db.session.execute(
             delete(Event).where(Event.id.in_(event_ids)).execution_options(synchronize_session=False)
         ).rowcount
-        db.session.commit()
-        _record_batch(report, started)
+
+    finished_messages = (
+        select(Message.id)
+        .where(Message.created_at < cutoff, Message.status.notin_(MessageStatus.PENDING))
+        .order_by(Message.created_at)
+        .limit(batch_size)
+    )
+    orphaned_events = (
+        select(Event.id)
+        .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id))
+        .limit(batch_size)
+    )
+    _in_batches(report, finished_messages, delete_messages)
+    _in_batches(report, orphaned_events, delete_events)
     logger.info("pruned %d messages, %d attempts and %d events older than %d days in %d batches",
                 report.messages, report.attempts, report.events, retention_days, report.batches)
     return report
 
 
-def _record_batch(report: PruneReport, started: float) -> None:
-    elapsed = time.monotonic() - started
-    report.batches += 1
-    report.batch_seconds.append(elapsed)
-    report.longest_batch_seconds = max(report.longest_batch_seconds, elapsed)
+def _in_batches(report: PruneReport, select_ids, delete_ids) -> None:
+    """Select a batch of ids, delete them, commit; repeat until none is left, timing each batch."""
+    while True:
+        started = time.monotonic()
+        ids = list(db.session.scalars(select_ids))
+        if not ids:
+            db.session.rollback()
+            return
+        delete_ids(ids)
+        db.session.commit()
+        elapsed = time.monotonic() - started
+        report.batches += 1
+        report.batch_seconds.append(elapsed)
+        report.longest_batch_seconds = max(report.longest_batch_seconds, elapsed)

@@ -3,7 +3,7 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..auth.routes import admin_required
+from ..auth.routes import admin_area
 from ..events import EVENT_TYPES
 from ..extensions import db
 from ..htmx import is_htmx_request, render_page_or_fragment
@@ -15,20 +15,8 @@ from ..services.test_messages import create_test_message, send_test_message
 from .forms import ConfirmForm, EnabledForm, WebhookForm
 
 bp = Blueprint("webhooks", __name__, url_prefix="/system/integrations/api/webhooks")
+admin_area(bp)
 
-
-@bp.before_request
-@admin_required
-def require_admin():
-    """Every page here is for signed-in administrators only."""
-
-
-@bp.after_request
-def never_cache(response):
-    """Admin pages and one-time secrets must not be kept by browsers or proxies."""
-    response.headers["Cache-Control"] = "no-store"
-    response.vary.add("HX-Request")
-    return response
 
 
 @bp.context_processor
