@@ -89,3 +89,16 @@ def test_nightly_job_has_generous_misfire_grace_and_catches_up(app, app_context,
     assert client.llen("dramatiq:maintenance") == 1
     client.set(LAST_PRUNE_KEY, 2**31)  # far in the future: pruned "recently"
     assert catch_up_prune() is False
+
+
+def test_prune_forgets_sign_in_attempts_older_than_a_day(app_context):
+    """Sign-in attempts older than a day are deleted by the prune; recent ones stay for the lockout."""
+    from webhooks_app.models import LoginAttempt, utcnow
+
+    db.session.add_all([
+        LoginAttempt(email="a@example.com", attempted_at=utcnow() - timedelta(days=2)),
+        LoginAttempt(email="a@example.com", attempted_at=utcnow() - timedelta(minutes=5)),
+    ])
+    db.session.commit()
+    prune_log(30)
+    assert count(LoginAttempt) == 1

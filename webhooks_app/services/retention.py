@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, select
 
 from ..extensions import db
-from ..models import Attempt, Event, Message, MessageStatus, utcnow
+from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,9 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
     )
     _in_batches(report, finished_messages, delete_messages)
     _in_batches(report, orphaned_events, delete_events)
+    # Sign-in attempts only matter for the lockout window; keep a day of them for investigations.
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < (now or utcnow()) - timedelta(days=1)))
+    db.session.commit()
     logger.info("pruned %d messages, %d attempts and %d events older than %d days in %d batches",
                 report.messages, report.attempts, report.events, retention_days, report.batches)
     return report
