@@ -44,6 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .api_tokens.routes import bp as api_tokens_bp
     from .auth.routes import bp as auth_bp
     from .cli import register_commands
+    from .operations.routes import bp as operations_bp
     from .webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
@@ -51,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(api_tokens_bp)
     app.register_blueprint(activity_bp)
+    app.register_blueprint(operations_bp)
     register_commands(app)
     init_broker(app)
     register_error_pages(app)

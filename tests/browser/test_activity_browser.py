@@ -1,0 +1,254 @@
+"""The activity log and the live Webhooks page driven through a real Chromium.
+
+Runs Debian's Chromium (/usr/bin/chromium) through Playwright against the app served by `live_server`,
+with a real worker and scheduler where deliveries happen. Set WEBHOOKS_SCREENSHOTS=1 to (re)write
+docs/activity-log.png.
+"""
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from factories import make_message
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
+from webhooks_app.extensions import db
+from webhooks_app.models import MessageStatus
+from webhooks_app.services.webhooks import WebhookFields, create_webhook
+
+# The launch settings of tests/browser/test_webhooks_browser.py, repeated: test modules do not import each other.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CHROMIUM_MISSING = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+WAIT_MS = 5_000  # actions and expect() assertions, unless a test says otherwise
+BASE = "/system/integrations/api"
+WEBHOOKS_PATH = f"{BASE}/webhooks"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "activity-log.png"
+EVENT = {"type": "asset.create", "assetId": 101, "userId": 1}
+POLL_REQUEST = re.compile(re.escape(f"{BASE}/activity/poll") + r"\b")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module; a missing /usr/bin/chromium fails (never skips)."""
+    if not CHROMIUM.exists():
+        pytest.fail(CHROMIUM_MISSING)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server):
+    """A fresh browser context on the live server; fails the test on any uncaught JavaScript error."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    tab = context.new_page()
+    js_errors: list[str] = []
+    tab.on("pageerror", lambda error: js_errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not js_errors, f"uncaught JavaScript errors: {js_errors}"
+
+
+def sign_in_to(app, page: Page, path: str) -> None:
+    """Open `path` as a new administrator: the sign-in form comes first, then the page itself."""
+    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    page.goto(path)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(re.escape(path) + r"$"))
+
+
+def add_webhook(app, name: str, url: str) -> int:
+    with app.app_context():
+        webhook, _ = create_webhook(WebhookFields(name, url, ("asset.create",), True))
+        db.session.commit()
+        return webhook.id
+
+
+def post_event(live_server, api_token: str) -> requests.Response:
+    return requests.post(f"{live_server.url}/api/v1/events", json=EVENT,
+                         headers={"Authorization": f"Bearer {api_token}"}, timeout=10)
+
+
+def mark_document(page: Page) -> str:
+    """Leave a marker on the loaded document; a reload or navigation would lose it. Returns the URL."""
+    page.evaluate("window.__marker = 1")
+    return page.url
+
+
+def assert_same_document(page: Page, url: str) -> None:
+    assert page.url == url
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded or navigated away"
+
+
+def log_rows(page: Page):
+    return page.locator("#log-rows tr.log-row")
+
+
+def test_new_message_appears_queued_then_sent_and_expands(app, page: Page, live_server, api_token, receiver,
+                                                         delivery_processes):
+    """With a webhook's activity log open, an event posted to the API appears by itself as a new row
+    reading Queued, and the same row turns Sent once the (1.5 s slow) endpoint answers, all without a
+    reload or navigation; clicking the row expands the payload (token hidden) and the HTTP 204 attempt.
+
+    The event is posted as the page's next live poll leaves the browser, so that poll reaches the server
+    after the message exists and well before the endpoint's answer: Queued is seen first, every run."""
+    webhook_id = add_webhook(app, "Slow endpoint", receiver.url("/slow/1.5"))
+    log_path = f"{WEBHOOKS_PATH}/{webhook_id}/log"
+    sign_in_to(app, page, log_path)
+    expect(page.get_by_role("heading", name="Activity log", level=1)).to_be_visible()
+    expect(page.locator("#log-rows")).to_contain_text("No messages")
+    url = mark_document(page)
+
+    intake: list[requests.Response] = []
+
+    def post_event_as_the_poll_leaves(route: Route) -> None:
+        try:
+            intake.append(post_event(live_server, api_token))
+        finally:
+            route.continue_()
+
+    page.route(POLL_REQUEST, post_event_as_the_poll_leaves, times=1)
+    rows = log_rows(page)
+    expect(rows).to_have_count(1)
+    assert intake and intake[0].status_code == 202, intake and intake[0].text
+    assert intake[0].json()["messages"] == 1
+    row = rows.first
+    row_id = row.get_attribute("id")
+    same_row = page.locator(f"#{row_id}")
+    expect(same_row.locator("span.status")).to_have_text("Queued")
+    expect(page.locator("#log-rows")).not_to_contain_text("No messages")
+
+    expect(same_row.locator("span.status")).to_have_text("Sent", timeout=10_000)
+    expect(rows).to_have_count(1)
+    (delivery,) = receiver.wait_for_count(1)
+    assert delivery.json()["event"]["assetId"] == 101
+    assert_same_document(page, url)
+
+    toggle = same_row.get_by_role("button", name="asset.create")
+    toggle.click()
+    details = page.locator(f"#{row_id.replace('message-row-', 'message-details-')}")
+    expect(details).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(details.locator("pre.payload")).to_contain_text("(secret hidden)")
+    expect(details.locator("pre.payload")).to_contain_text(delivery.json()["messageId"])
+    expect(details.locator("table.attempts tbody tr")).to_have_count(1)
+    expect(details.locator("table.attempts")).to_contain_text("HTTP 204")
+    assert_same_document(page, url)
+
+
+def test_webhook_disabled_by_failures_turns_off_on_the_open_webhooks_page(app, page: Page, live_server, api_token,
+                                                                        receiver, delivery_processes):
+    """An endpoint answering 500 to all six attempts (1 s ladder) gets its webhook disabled; the open
+    Webhooks page, polling every 2 s, flips that row's Status switch to off ("Disabled") by itself,
+    without a reload or navigation."""
+    add_webhook(app, "Broken endpoint", receiver.url("/status/500"))
+    sign_in_to(app, page, WEBHOOKS_PATH)
+    switch = page.get_by_role("switch", name="Status of Broken endpoint")
+    expect(switch).to_have_attribute("aria-checked", "true")
+    expect(switch).to_have_text("Enabled")
+    url = mark_document(page)
+
+    response = post_event(live_server, api_token)
+    assert response.status_code == 202, response.text
+
+    expect(switch).to_have_attribute("aria-checked", "false", timeout=40_000)
+    expect(switch).to_have_text("Disabled")
+    row = page.locator("#webhooks-table tbody tr").filter(has=switch)
+    expect(row).to_have_class(re.compile(r"\bis-disabled\b"))
+    expect(row).to_contain_text("Disabled automatically")
+    assert len(receiver.wait_for_count(6, "/status/500")) == 6
+    assert_same_document(page, url)
+
+
+@pytest.fixture
+def mixed_log(app) -> int:
+    """A webhook with 16 messages of all four statuses over the last day, oldest first (ids follow time)."""
+    ok = (True, 204, None, "")
+    unavailable = (False, 503, "http_status", "<html><body><h1>503 Service Unavailable</h1></body></html>")
+    server_error = (False, 500, "http_status", '{"error": "database is locked"}')
+    timeout = (False, None, "timeout", None)
+    plan = [
+        (23, MessageStatus.SENT, [ok]),
+        (22, MessageStatus.SENT, [ok]),
+        (20, MessageStatus.FAILED, [server_error] * 6),
+        (19, MessageStatus.SENT, [unavailable, ok]),
+        (17, MessageStatus.SENT, [ok]),
+        (15, MessageStatus.SENT, [ok]),
+        (12, MessageStatus.SENT, [timeout, ok]),
+        (10, MessageStatus.SENT, [ok]),
+        (8, MessageStatus.FAILED, [timeout] * 6),
+        (6, MessageStatus.SENT, [ok]),
+        (4, MessageStatus.SENT, [ok]),
+        (3, MessageStatus.SCHEDULED_RETRY, [unavailable, unavailable]),
+        (2, MessageStatus.SENT, [ok]),
+        (1, MessageStatus.FAILED, [server_error] * 6),
+        (0.5, MessageStatus.SCHEDULED_RETRY, [timeout]),
+        (0.01, MessageStatus.QUEUED, []),
+    ]
+    with app.app_context():
+        webhook_id = add_webhook(app, "Asset audit log", "https://hooks.example.com/netx/assets?source=dam")
+        for hours, status, attempts in plan:
+            event_type = "asset.create"
+            make_message(webhook_id, status, age=timedelta(hours=hours), attempts=attempts, event_type=event_type)
+        db.session.commit()
+    return webhook_id
+
+
+def test_status_filter_is_kept_in_the_url(app, page: Page, mixed_log):
+    """Choosing "Failed" in the Status select shows only Failed rows and puts ?status=failed in the
+    address bar (for sharing); reloading that address keeps the filter and the same rows."""
+    log_path = f"{WEBHOOKS_PATH}/{mixed_log}/log"
+    sign_in_to(app, page, log_path)
+    expect(log_rows(page)).to_have_count(16)
+    statuses = log_rows(page).locator("span.status")
+    for label in ("Sent", "Queued", "Scheduled retry", "Failed"):
+        expect(statuses.filter(has_text=label).first).to_be_visible()
+
+    status_select = page.get_by_label("Status", exact=True)
+    expect(status_select).to_have_value("")
+    status_select.select_option(label="Failed")
+    expect(page).to_have_url(re.compile(re.escape(log_path) + r"\?status=failed$"))
+    expect(statuses).to_have_text(["Failed"] * 3)
+    failed_ids = [row.get_attribute("id") for row in log_rows(page).all()]
+
+    page.reload()
+    expect(page).to_have_url(re.compile(re.escape(log_path) + r"\?status=failed$"))
+    expect(page.get_by_label("Status", exact=True)).to_have_value("failed")
+    expect(statuses).to_have_text(["Failed"] * 3)
+    assert [row.get_attribute("id") for row in log_rows(page).all()] == failed_ids
+
+    if os.environ.get("WEBHOOKS_SCREENSHOTS") == "1":
+        write_screenshot(page, log_path)
+
+
+def write_screenshot(page: Page, log_path: str) -> None:
+    """docs/activity-log.png: the unfiltered log at 1280x900 with a Failed message's details open."""
+    page.goto(log_path)
+    expect(log_rows(page)).to_have_count(16)
+    failed_row = log_rows(page).filter(has=page.locator("span.status", has_text="Failed")).first
+    failed_row.get_by_role("button", name="asset.create").click()
+    details = page.locator("tr.details-row[data-loaded]")
+    expect(details).to_be_visible()
+    expect(details.locator("table.attempts tbody tr").first).to_be_visible()
+    failed_row.scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))

@@ -1,0 +1,76 @@
+"""Prometheus metrics computed from the database (the truth) and Redis (the queue), per scrape."""
+
+from datetime import timedelta
+
+import redis
+from flask import current_app
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from sqlalchemy import case, func, select
+
+from ..extensions import db
+from ..models import Attempt, Message, MessageStatus, Webhook, utcnow
+
+DURATION_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000)
+QUEUES = ("deliveries", "maintenance")
+
+
+class WebhooksCollector:
+    """Collects every metric at scrape time: nothing is kept in process memory between scrapes."""
+
+    def collect(self):
+        yield from self._messages()
+        yield from self._webhooks()
+        yield from self._attempts()
+        yield from self._queues()
+
+    def _messages(self):
+        by_status = GaugeMetricFamily("webhooks_messages", "Messages in the activity log by status.",
+                                      labels=["status"])
+        counts = dict(db.session.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+        for status in MessageStatus.LABELS:
+            by_status.add_metric([status], counts.get(status, 0))
+        yield by_status
+        due = db.session.scalar(select(func.count()).select_from(Message).where(
+            Message.status.in_(MessageStatus.PENDING), Message.next_attempt_at <= utcnow()))
+        yield GaugeMetricFamily("webhooks_messages_due", "Messages whose next attempt is due now (backlog).",
+                                value=due)
+
+    def _webhooks(self):
+        family = GaugeMetricFamily("webhooks_webhooks", "Webhooks by state.", labels=["state"])
+        rows = dict(db.session.execute(select(Webhook.enabled, func.count()).group_by(Webhook.enabled)).all())
+        family.add_metric(["enabled"], rows.get(True, 0))
+        family.add_metric(["disabled"], rows.get(False, 0))
+        yield family
+
+    def _attempts(self):
+        since = utcnow() - timedelta(hours=1)
+        columns = [func.count(), func.coalesce(func.sum(Attempt.duration_ms), 0),
+                   func.coalesce(func.sum(case((Attempt.succeeded.is_(True), 1), else_=0)), 0)]
+        columns += [func.coalesce(func.sum(case((Attempt.duration_ms <= bound, 1), else_=0)), 0)
+                    for bound in DURATION_BUCKETS_MS]
+        total, duration_sum, succeeded, *cumulative = db.session.execute(
+            select(*columns).where(Attempt.started_at >= since)).one()
+        outcomes = GaugeMetricFamily("webhooks_attempts_last_hour", "Delivery attempts in the last hour.",
+                                     labels=["outcome"])
+        outcomes.add_metric(["succeeded"], succeeded)
+        outcomes.add_metric(["failed"], total - succeeded)
+        yield outcomes
+        buckets = [(str(bound / 1000), count) for bound, count in zip(DURATION_BUCKETS_MS, cumulative, strict=True)]
+        buckets.append(("+Inf", total))
+        yield GaugeHistogramMetricFamily(
+            "webhooks_attempt_duration_seconds_last_hour", "Duration of delivery attempts in the last hour.",
+            buckets=buckets, gsum_value=duration_sum / 1000,
+        )
+
+    def _queues(self):
+        depth = GaugeMetricFamily("webhooks_queue_depth", "Messages waiting in the Redis queue.", labels=["queue"])
+        up = GaugeMetricFamily("webhooks_redis_up", "1 when Redis answers, else 0.")
+        client = current_app.extensions["dramatiq_broker"].client
+        try:
+            for queue in QUEUES:
+                depth.add_metric([queue], client.llen(f"dramatiq:{queue}"))
+            up.add_metric([], 1)
+            yield depth
+        except redis.RedisError:
+            up.add_metric([], 0)
+        yield up
