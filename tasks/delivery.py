@@ -37,8 +37,8 @@ def deliver(message_id: int) -> None:
 def enqueue_messages(message_ids: list[int]) -> bool:
     """Put committed messages on the queue; False (logged) when Redis is down: the sweeper sends them later."""
     try:
-        for message_id in message_ids:
-            deliver.send(message_id)
+        broker = current_app.extensions["dramatiq_broker"]
+        broker.enqueue_many([deliver.message(message_id) for message_id in message_ids])
     except redis.RedisError as error:
         logger.error("Redis unavailable: %d webhook message(s) wait in the database (%s)", len(message_ids), error)
         return False

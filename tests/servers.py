@@ -84,6 +84,7 @@ class Received:
     headers: dict
     body: bytes
     at: float
+    client_port: int = 0
 
     def json(self):
         return json.loads(self.body)
@@ -127,7 +128,8 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 with receiver.condition:
-                    receiver.received.append(Received(self.path, dict(self.headers), body, time.time()))
+                    receiver.received.append(
+                        Received(self.path, dict(self.headers), body, time.time(), self.client_address[1]))
                     receiver.condition.notify_all()
                 if self.path.startswith("/slow/"):
                     # Answer late on purpose: the endpoint is slow, the test is not waiting on it.

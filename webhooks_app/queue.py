@@ -1,9 +1,13 @@
 """The Dramatiq broker on Redis, bound to an app, with an app context pushed per message."""
 
 import threading
+from uuid import uuid4
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import current_millis
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 from flask import Flask
 
@@ -33,6 +37,81 @@ class AppContextMiddleware(Middleware):
             context.pop()
 
     after_skip_message = after_process_message
+
+
+WAKE_PREFIX = "webhooks:wake:"
+MAX_WAKE_TOKENS = 32
+
+
+def wake_key(queue_name: str) -> str:
+    return WAKE_PREFIX + queue_name
+
+
+class WakeableConsumer(_RedisConsumer):
+    """A consumer that, finding its queue empty, blocks on a wake-up list instead of sleeping.
+
+    Dramatiq's Redis consumer sleeps with exponential backoff up to the worker timeout (1 s) when
+    its queue is empty, so a message sent to an idle worker could wait a second. Every enqueue
+    pushes a token to the queue's wake-up list, and an idle consumer waits on it with BLPOP.
+    """
+
+    def __init__(self, broker, queue_name, prefetch, timeout):
+        super().__init__(broker, queue_name, prefetch, timeout)
+        # Stay under redis-py's default 5 s socket timeout, which also bounds blocking reads.
+        self.idle_seconds = min(max(timeout, 1), 4000) / 1000
+        self.timeout = 1  # the parent's backoff after a miss: at most a millisecond
+
+    def __next__(self):
+        message = super().__next__()
+        if message is None and not self.message_cache:
+            try:
+                self.broker.client.blpop([wake_key(self.queue_name)], timeout=self.idle_seconds)
+            except redis.ConnectionError as error:
+                raise ConnectionClosed(error) from None
+        return message
+
+
+class WebhooksRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker with wake-ups for idle consumers and pipelined bulk enqueues."""
+
+    consumer_class = WakeableConsumer
+
+    def enqueue(self, message, *, delay=None):
+        message = super().enqueue(message, delay=delay)
+        self.wake(message.queue_name, 1)
+        return message
+
+    def enqueue_many(self, messages: list[dramatiq.Message]) -> None:
+        """Enqueue many messages for one queue in one round trip (used by fan-out and the sweeper)."""
+        if not messages:
+            return
+        dispatch = self.scripts["dispatch"]
+        pipeline = self.client.pipeline(transaction=False)
+        enqueued = []
+        for message in messages:
+            message = message.copy(options={"redis_message_id": str(uuid4())})
+            self.emit_before("enqueue", message, None)
+            arguments = [
+                "enqueue", current_millis(), message.queue_name, self.broker_id, self.heartbeat_timeout,
+                self.dead_message_ttl, self._should_do_maintenance("enqueue"), self._max_unpack_size(),
+                message.options["redis_message_id"], message.encode(),
+            ]
+            dispatch(keys=[self.namespace], args=arguments, client=pipeline)
+            enqueued.append(message)
+        pipeline.execute()
+        for message in enqueued:
+            self.emit_after("enqueue", message, None)
+        for queue_name in {message.queue_name for message in enqueued}:
+            self.wake(queue_name, len(enqueued))
+
+    def wake(self, queue_name: str, count: int) -> None:
+        """Wake up to `count` idle consumers of a queue."""
+        key = wake_key(queue_name)
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.lpush(key, *(["1"] * min(count, MAX_WAKE_TOKENS)))
+        pipeline.ltrim(key, 0, MAX_WAKE_TOKENS - 1)
+        pipeline.expire(key, 60)
+        pipeline.execute()
 
 
 class LazyActor:
@@ -84,9 +163,9 @@ def actor(**options):
     return decorate
 
 
-def init_broker(app: Flask) -> RedisBroker:
+def init_broker(app: Flask) -> WebhooksRedisBroker:
     """Build the app's Redis broker, make it Dramatiq's global broker and bind every actor to it."""
-    broker = RedisBroker(url=app.config["REDIS_URL"], heartbeat_timeout=60_000)
+    broker = WebhooksRedisBroker(url=app.config["REDIS_URL"], heartbeat_timeout=60_000)
     broker.add_middleware(AppContextMiddleware(app))
     dramatiq.set_broker(broker)
     _state["broker"] = broker

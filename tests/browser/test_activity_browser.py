@@ -198,16 +198,15 @@ def mixed_log(app) -> int:
         (6, MessageStatus.SENT, [ok]),
         (4, MessageStatus.SENT, [ok]),
         (3, MessageStatus.SCHEDULED_RETRY, [unavailable, unavailable]),
-        (2, MessageStatus.SENT, [ok]),
-        (1, MessageStatus.FAILED, [server_error] * 6),
-        (0.5, MessageStatus.SCHEDULED_RETRY, [timeout]),
+        (0.5, MessageStatus.SCHEDULED_RETRY, [unavailable]),
+        (0.3, MessageStatus.FAILED, [server_error] * 6),
+        (0.1, MessageStatus.SENT, [ok]),
         (0.01, MessageStatus.QUEUED, []),
     ]
     with app.app_context():
         webhook_id = add_webhook(app, "Asset audit log", "https://hooks.example.com/netx/assets?source=dam")
         for hours, status, attempts in plan:
-            event_type = "asset.create"
-            make_message(webhook_id, status, age=timedelta(hours=hours), attempts=attempts, event_type=event_type)
+            make_message(webhook_id, status, age=timedelta(hours=hours), attempts=attempts)
         db.session.commit()
     return webhook_id
 
@@ -240,15 +239,16 @@ def test_status_filter_is_kept_in_the_url(app, page: Page, mixed_log):
 
 
 def write_screenshot(page: Page, log_path: str) -> None:
-    """docs/activity-log.png: the unfiltered log at 1280x900 with a Failed message's details open."""
+    """docs/activity-log.png: the unfiltered log at 1280x900, rows of all four statuses above the fold, and
+    the details of the newest Scheduled retry (one failed attempt, HTTP 503, its answer opened) expanded."""
     page.goto(log_path)
     expect(log_rows(page)).to_have_count(16)
-    failed_row = log_rows(page).filter(has=page.locator("span.status", has_text="Failed")).first
-    failed_row.get_by_role("button", name="asset.create").click()
+    retry_row = log_rows(page).filter(has=page.locator("span.status", has_text="Scheduled retry")).first
+    retry_row.get_by_role("button", name="asset.create").click()
     details = page.locator("tr.details-row[data-loaded]")
     expect(details).to_be_visible()
-    expect(details.locator("table.attempts tbody tr").first).to_be_visible()
-    failed_row.scroll_into_view_if_needed()
-    page.evaluate("window.scrollTo(0, 0)")
+    expect(details.locator("table.attempts")).to_contain_text("HTTP 503")
+    details.get_by_text("Answer (first 1 KiB)").click()
+    expect(details.locator("pre.response-excerpt")).to_be_visible()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))

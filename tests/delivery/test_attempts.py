@@ -181,3 +181,23 @@ def test_errors_are_classified_by_their_root_cause(error, kind):
 
     wrapped = requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason=error))
     assert classify_error(wrapped, "hooks.example.com")[0] == kind
+
+
+def test_sends_to_one_endpoint_reuse_the_connection(receiver, certificates):
+    """Consecutive sends from one thread to one endpoint travel on one kept-alive TLS connection."""
+    from webhooks_app.services.transport import post_json
+
+    for _ in range(3):
+        result = post_json(receiver.url("/ok"), b"{}", {}, timeout=2, allow_private=True, verify=certificates.ca_path)
+        assert result.succeeded
+    assert len({r.client_port for r in receiver.received}) == 1
+
+
+def test_an_oversize_answer_does_not_poison_the_next_send(receiver, certificates):
+    """After an answer cut at 64 KiB, the next send to the same endpoint succeeds on a fresh connection."""
+    from webhooks_app.services.transport import post_json
+
+    big = post_json(receiver.url("/big"), b"{}", {}, timeout=2, allow_private=True, verify=certificates.ca_path)
+    after = post_json(receiver.url("/ok"), b"{}", {}, timeout=2, allow_private=True, verify=certificates.ca_path)
+    assert big.succeeded and after.succeeded and after.status_code == 204
+    assert receiver.received[0].client_port != receiver.received[1].client_port

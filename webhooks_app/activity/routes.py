@@ -1,5 +1,6 @@
 """Activity log pages: one per webhook and one across all webhooks, live while open."""
 
+import json
 from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, render_template, request, url_for
@@ -87,8 +88,16 @@ def message_details(message_id: int):
     message = activity.message_detail(message_id)
     if message is None:
         abort(404, f"Message {message_id} is no longer in the log.")
+    columns = request.args.get("columns", default=4, type=int)
     return render_template("activity/_details.html", message=message, payload=activity.payload_as_sent(message),
-                           labels=MessageStatus.LABELS)
+                           labels=MessageStatus.LABELS, error_labels=activity.ERROR_LABELS,
+                           columns=min(max(columns, 1), 8), now=utcnow())
+
+
+@bp.app_template_filter("pretty_json")
+def pretty_json(value) -> str:
+    """Indented JSON as text (escaped by the template like any other text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 @bp.get("/activity/poll")

@@ -1,7 +1,7 @@
 """The activity log: keyset pages of messages, their details, per-status counts and hourly outcomes."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select
 
@@ -80,10 +80,17 @@ def payload_as_sent(message: Message) -> dict:
     return {
         "event": message.event.payload if message.event else None,
         "token": "•••••••• (secret hidden)",
-        "messageTime": int((last.started_at if last else message.created_at).timestamp()),
+        "messageTime": int((last.started_at if last else message.created_at).replace(tzinfo=UTC).timestamp()),
         "messageId": message.message_uuid,
         "subscriptionId": message.webhook_id,
     }
+
+
+ERROR_LABELS = {
+    "timeout": "Timed out", "refused": "Connection refused", "dns": "DNS failure", "tls": "TLS error",
+    "redirect": "Redirect", "http_status": "HTTP error", "forbidden_address": "Blocked address",
+    "connection": "Connection error",
+}
 
 
 def status_counts(webhook_id: int | None, since: datetime) -> dict[str, int]:

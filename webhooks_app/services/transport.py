@@ -1,5 +1,6 @@
 """One HTTPS POST to an endpoint under a hard total deadline, through the SSRF guard."""
 
+import os
 import socket
 import ssl
 import threading
@@ -50,10 +51,10 @@ class Deadline:
         return max(0.001, self.expires_at - time.monotonic())
 
     def watch(self, sock: socket.socket) -> None:
-        # A duplicate descriptor survives the TLS wrap (which detaches the original object);
-        # shutdown() on it cuts the one underlying connection.
+        # A duplicate descriptor survives the TLS wrap (which detaches the original object) and
+        # works for TLS sockets too (which refuse dup()); shutdown() on it cuts the one connection.
         with self._lock:
-            self._sockets.append(sock.dup())
+            self._sockets.append(socket.socket(fileno=os.dup(sock.fileno())))
             if self.expired:
                 self._shutdown_all()
 
@@ -124,11 +125,21 @@ class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
     pass
 
 
-class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+class WatchedPoolMixin:
+    """Put a kept-alive connection taken from the pool under the current send's deadline."""
+
+    def _get_conn(self, timeout=None):
+        connection = super()._get_conn(timeout)
+        if getattr(connection, "sock", None) is not None:
+            _send_state.deadline.watch(connection.sock)
+        return connection
+
+
+class GuardedHTTPSConnectionPool(WatchedPoolMixin, HTTPSConnectionPool):
     ConnectionCls = GuardedHTTPSConnection
 
 
-class GuardedHTTPConnectionPool(HTTPConnectionPool):
+class GuardedHTTPConnectionPool(WatchedPoolMixin, HTTPConnectionPool):
     ConnectionCls = GuardedHTTPConnection
 
 
@@ -181,6 +192,23 @@ def classify_error(error: BaseException, host: str) -> tuple[str, str]:
     return "connection", f"could not deliver to {host}: {type(error).__name__}"
 
 
+_sessions = threading.local()
+
+
+def _thread_session(allow_private: bool) -> requests.Session:
+    """This thread's session: its pools keep connections alive per endpoint across messages."""
+    key = "private" if allow_private else "public"
+    session = getattr(_sessions, key, None)
+    if session is None:
+        session = requests.Session()
+        session.trust_env = False  # never route deliveries through proxy variables
+        adapter = GuardedAdapter(max_retries=0, pool_connections=64, pool_maxsize=1)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        setattr(_sessions, key, session)
+    return session
+
+
 def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool,
               verify: str | bool = True) -> SendResult:
     """POST body to url; success only for a 2xx answer received completely within `timeout` seconds."""
@@ -193,10 +221,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
 
     if parts.scheme.lower() != "https":
         return SendResult(False, 0, error_kind="tls", error_detail="the endpoint does not use HTTPS")
-    session = requests.Session()
-    session.trust_env = False  # never route deliveries through proxy variables
-    session.mount("https://", GuardedAdapter(max_retries=0))
-    session.mount("http://", GuardedAdapter(max_retries=0))
+    session = _thread_session(allow_private)
     with Deadline(timeout) as deadline:
         _send_state.deadline = deadline
         _send_state.allow_private = allow_private
@@ -210,11 +235,13 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
             status_code = response.status_code
             content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
             excerpt = content[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-            response.close()
+            if response.raw.read(1, decode_content=True) or deadline.expired:
+                response.close()  # more than 64 KiB, or cut off: this connection cannot be reused
+            else:
+                response.raw.release_conn()  # read to the end: keep the connection for the next send
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ForbiddenAddress) as caught:
             error = caught
         finally:
-            session.close()
             _send_state.deadline = None
         expired = deadline.expired
     duration = elapsed_ms()
