@@ -13,7 +13,7 @@ from webhooks_app.services.endpoint_slots import EndpointSlots
 logger = logging.getLogger(__name__)
 
 DELIVERY_QUEUE = "deliveries"
-DEFER_MILLISECONDS = 1000
+DEFER_MILLISECONDS = 250
 SWEEP_BATCH = 1000
 
 

@@ -1,6 +1,7 @@
 """Webhook secrets: generation and encryption at rest with Fernet."""
 
 import base64
+import functools
 import secrets
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -22,12 +23,16 @@ def whsec_form(secret: str) -> str:
 
 
 def _fernet() -> Fernet:
-    configured = current_app.config.get("WEBHOOKS_ENCRYPTION_KEY")
-    if configured:
-        return Fernet(configured.encode("ascii"))
+    return _fernet_for(current_app.config.get("WEBHOOKS_ENCRYPTION_KEY"), current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_for(configured_key: str | None, secret_key: str) -> Fernet:
+    if configured_key:
+        return Fernet(configured_key.encode("ascii"))
     derived = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"webhooks-secret-encryption"
-    ).derive(current_app.config["SECRET_KEY"].encode("utf-8"))
+    ).derive(secret_key.encode("utf-8"))
     return Fernet(base64.urlsafe_b64encode(derived))
 
 

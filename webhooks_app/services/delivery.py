@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 
 from .. import PRODUCT_NAME, PRODUCT_VERSION
 from ..extensions import db
-from ..models import Attempt, Message, MessageStatus, Webhook, utcnow
+from ..models import Attempt, Event, Message, MessageStatus, Webhook, utcnow
 from ..secrets_vault import SecretUnreadable, decrypt_secret
 from .certificates import verify_setting
 from .signing import delivery_headers, message_body
@@ -57,11 +57,23 @@ def likely_cause(error_kind: str | None) -> str:
     return template.format(timeout=current_app.config["WEBHOOKS_TIMEOUT_SECONDS"])
 
 
-def claim_message(message_id: int, now: datetime | None = None) -> bool:
-    """Atomically take a due, unclaimed (or lease-expired) message; False when another worker has it."""
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """The columns of a claimed message that its attempt needs."""
+
+    id: int
+    message_uuid: str
+    webhook_id: int | None
+    event_id: int | None
+    attempts_made: int
+    is_test: bool
+
+
+def claim_message(message_id: int, now: datetime | None = None) -> ClaimedMessage | None:
+    """Atomically take a due, unclaimed (or lease-expired) message; None when it is not ours to send."""
     now = now or utcnow()
     lease = timedelta(seconds=claim_lease_seconds())
-    claimed = db.session.execute(
+    row = db.session.execute(
         update(Message)
         .where(
             Message.id == message_id,
@@ -70,80 +82,84 @@ def claim_message(message_id: int, now: datetime | None = None) -> bool:
             or_(Message.claimed_until.is_(None), Message.claimed_until < now),
         )
         .values(claimed_until=now + lease)
+        .returning(Message.id, Message.message_uuid, Message.webhook_id, Message.event_id, Message.attempts_made,
+                   Message.is_test)
         .execution_options(synchronize_session=False)
-    )
-    return claimed.rowcount == 1
+    ).one_or_none()
+    return ClaimedMessage(*row) if row else None
 
 
-def release_claim(message_id: int) -> None:
-    """Give a claimed message back untouched, so any worker may take it when it is due."""
+def release_claim(message_id: int, requeued: bool = False) -> None:
+    """Give a claimed message back untouched; `requeued` when a queue entry for it is already on its way."""
     db.session.execute(
-        update(Message).where(Message.id == message_id).values(claimed_until=None, enqueued_at=None)
+        update(Message).where(Message.id == message_id)
+        .values(claimed_until=None, enqueued_at=utcnow() if requeued else None)
         .execution_options(synchronize_session=False)
     )
 
 
-def fail_message(message: Message, reason: str) -> None:
+def fail_message(message_id: int, reason: str) -> None:
     """End a message as Failed; it is never sent again."""
-    message.status = MessageStatus.FAILED
-    message.failure_reason = reason
-    message.claimed_until = None
-    message.next_attempt_at = None
-    message.updated_at = utcnow()
+    db.session.execute(
+        update(Message).where(Message.id == message_id)
+        .values(status=MessageStatus.FAILED, failure_reason=reason, claimed_until=None, next_attempt_at=None,
+                updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
-def disable_webhook_after_failures(webhook: Webhook, attempt: Attempt) -> None:
+def disable_webhook_after_failures(webhook_id: int, number: int, result: SendResult) -> None:
     """Disable a webhook whose message used up every retry, storing why and when."""
-    if not webhook.enabled:
-        return
-    what = attempt.error_detail or "the delivery failed"
-    webhook.enabled = False
-    webhook.disabled_at = utcnow()
-    webhook.disabled_reason = (
-        f"All {attempt.number} delivery attempts of a message failed; the last one: {what}. "
-        f"{likely_cause(attempt.error_kind)}"
+    what = result.error_detail or "the delivery failed"
+    reason = (f"All {number} delivery attempts of a message failed; the last one: {what}. "
+              f"{likely_cause(result.error_kind)}")
+    disabled = db.session.execute(
+        update(Webhook).where(Webhook.id == webhook_id, Webhook.enabled.is_(True))
+        .values(enabled=False, disabled_at=utcnow(), disabled_reason=reason, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
-    logger.warning("webhook %s disabled after %s failed attempts (%s)", webhook.id, attempt.number,
-                   attempt.error_kind)
+    if disabled.rowcount:
+        logger.warning("webhook %s disabled after %s failed attempts (%s)", webhook_id, number, result.error_kind)
 
 
-def record_attempt(message_id: int, number: int, started_at: datetime, result: SendResult) -> Message:
-    """Store an attempt and move the message on: Sent, Scheduled retry, or Failed (disabling its webhook)."""
-    message = db.session.get(Message, message_id, with_for_update=True)
-    attempt = Attempt(
-        message_id=message.id, webhook_id=message.webhook_id, number=number, started_at=started_at,
-        duration_ms=result.duration_ms,
-        succeeded=result.succeeded, status_code=result.status_code, error_kind=result.error_kind,
-        error_detail=result.error_detail, response_excerpt=result.response_excerpt,
-    )
-    db.session.add(attempt)
+def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, result: SendResult) -> str:
+    """Store an attempt and move the message on: Sent, Scheduled retry, or Failed (disabling its webhook).
+
+    Returns the message's new status. Two statements, no reads: this runs once per delivery.
+    """
+    db.session.execute(insert(Attempt).values(
+        message_id=claimed.id, webhook_id=claimed.webhook_id, number=number, started_at=started_at,
+        duration_ms=result.duration_ms, succeeded=result.succeeded, status_code=result.status_code,
+        error_kind=result.error_kind, error_detail=result.error_detail, response_excerpt=result.response_excerpt,
+    ))
     now = utcnow()
-    message.attempts_made = number
-    message.updated_at = now
-    message.claimed_until = None
+    values = {"attempts_made": number, "updated_at": now, "claimed_until": None}
     if result.succeeded:
-        message.status = MessageStatus.SENT
-        message.next_attempt_at = None
-        message.failure_reason = None
-    elif message.is_test:
-        fail_message(message, f"The test delivery failed: {result.error_detail}.")
+        status = MessageStatus.SENT
+        values.update(next_attempt_at=None, failure_reason=None)
+    elif claimed.is_test:
+        status = MessageStatus.FAILED
+        values.update(next_attempt_at=None, failure_reason=f"The test delivery failed: {result.error_detail}.")
     elif number < total_attempts():
+        status = MessageStatus.SCHEDULED_RETRY
         delay = current_app.config["WEBHOOKS_RETRY_DELAYS"][number - 1]
-        message.status = MessageStatus.SCHEDULED_RETRY
-        message.next_attempt_at = now + timedelta(seconds=delay)
-        message.enqueued_at = None
+        values.update(next_attempt_at=now + timedelta(seconds=delay), enqueued_at=None)
     else:
-        fail_message(message, f"All {number} attempts failed; the last one: {result.error_detail}.")
-        webhook = db.session.get(Webhook, message.webhook_id) if message.webhook_id else None
-        if webhook is not None:
-            disable_webhook_after_failures(webhook, attempt)
-    db.session.flush()
-    return message
+        status = MessageStatus.FAILED
+        values.update(next_attempt_at=None,
+                      failure_reason=f"All {number} attempts failed; the last one: {result.error_detail}.")
+        if claimed.webhook_id is not None:
+            disable_webhook_after_failures(claimed.webhook_id, number, result)
+    values["status"] = status
+    db.session.execute(
+        update(Message).where(Message.id == claimed.id).values(**values).execution_options(synchronize_session=False)
+    )
+    return status
 
 
 @dataclass(frozen=True)
 class PreparedSend:
-    """Everything one attempt needs, copied out of the session so the send touches no database row."""
+    """Everything one attempt needs, copied out of the database so the send touches no row."""
 
     message_id: int
     message_uuid: str
@@ -153,13 +169,14 @@ class PreparedSend:
     attempt_number: int
 
 
-def prepare_send(message: Message, webhook: Webhook) -> PreparedSend:
+def prepare_send(claimed: ClaimedMessage, webhook_id: int, url: str, secret_encrypted: str,
+                 event_payload: dict) -> PreparedSend:
     """Build the body and signed headers of the next attempt; messageTime is this send's time."""
-    secret = decrypt_secret(webhook.secret_encrypted)
+    secret = decrypt_secret(secret_encrypted)
     message_time = int(time.time())
-    body = message_body(message.event.payload, secret, message_time, message.message_uuid, webhook.id)
-    headers = delivery_headers(secret, message.message_uuid, message_time, body, USER_AGENT)
-    return PreparedSend(message.id, message.message_uuid, webhook.url, body, headers, message.attempts_made + 1)
+    body = message_body(event_payload, secret, message_time, claimed.message_uuid, webhook_id)
+    headers = delivery_headers(secret, claimed.message_uuid, message_time, body, USER_AGENT)
+    return PreparedSend(claimed.id, claimed.message_uuid, url, body, headers, claimed.attempts_made + 1)
 
 
 def send_prepared(prepared: PreparedSend) -> SendResult:
@@ -180,29 +197,33 @@ def endpoint_key(url: str) -> str:
 
 def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
     """Make the message's next attempt if it is due and nobody else holds it; commits as it goes."""
-    if not claim_message(message_id):
+    claimed = claim_message(message_id)
+    if claimed is None:
         db.session.rollback()
         return DeliveryOutcome("not_due")
-    message = db.session.get(Message, message_id)
-    webhook = db.session.get(Webhook, message.webhook_id) if message.webhook_id else None
-    if webhook is None or not webhook.enabled:
-        why = "its webhook was deleted" if webhook is None else "its webhook is disabled"
-        fail_message(message, f"Not sent: {why} when the attempt came due.")
+    target = None
+    if claimed.webhook_id is not None:
+        target = db.session.execute(
+            select(Webhook.url, Webhook.enabled, Webhook.secret_encrypted, Event.payload)
+            .select_from(Webhook).join(Event, Event.id == claimed.event_id)
+            .where(Webhook.id == claimed.webhook_id)
+        ).one_or_none()
+    if target is None or not target.enabled:
+        why = "its webhook was deleted" if target is None else "its webhook is disabled"
+        fail_message(claimed.id, f"Not sent: {why} when the attempt came due.")
         db.session.commit()
         return DeliveryOutcome("failed")
     try:
-        prepared = prepare_send(message, webhook)
+        prepared = prepare_send(claimed, claimed.webhook_id, target.url, target.secret_encrypted, target.payload)
     except SecretUnreadable as error:
-        fail_message(message, f"Not sent: {error}.")
+        fail_message(claimed.id, f"Not sent: {error}.")
         db.session.commit()
         return DeliveryOutcome("failed")
-    key = endpoint_key(prepared.url)
-    # Never hold a transaction (or SQLite's write lock) across the network call: after this commit
-    # only `prepared` is used, since touching an expired ORM object would begin a new transaction.
+    # Never hold a transaction (or SQLite's write lock) across the network call.
     db.session.commit()
-    slot = endpoint_slots.acquire(key, prepared.message_uuid) if endpoint_slots else True
-    if not slot:
-        release_claim(message_id)
+    key = endpoint_key(prepared.url)
+    if endpoint_slots and not endpoint_slots.acquire(key, prepared.message_uuid):
+        release_claim(claimed.id, requeued=True)
         db.session.commit()
         return DeliveryOutcome("deferred")
     started_at = utcnow()
@@ -211,11 +232,11 @@ def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
     finally:
         if endpoint_slots:
             endpoint_slots.release(key, prepared.message_uuid)
-    message = record_attempt(message_id, prepared.attempt_number, started_at, result)
+    status = record_attempt(claimed, prepared.attempt_number, started_at, result)
     db.session.commit()
     if result.succeeded:
         return DeliveryOutcome("sent", result)
-    return DeliveryOutcome("failed" if message.status == MessageStatus.FAILED else "retry_scheduled", result)
+    return DeliveryOutcome("failed" if status == MessageStatus.FAILED else "retry_scheduled", result)
 
 
 def due_message_ids(limit: int, requeue_after_seconds: float, now: datetime | None = None) -> list[int]:

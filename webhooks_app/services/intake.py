@@ -4,7 +4,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..events import EVENTS_BY_NAME
@@ -135,19 +135,26 @@ def _existing(event_uuid: str) -> AcceptedEvent | None:
     return AcceptedEvent(event_uuid, message_ids, duplicate=True)
 
 
-def create_messages(event: Event, webhook_ids: list[int], is_test: bool = False) -> list[Message]:
-    """One Queued message per webhook for this event, due now."""
+def store_event(event_uuid: str, event_type: str, payload: dict) -> int:
+    """Insert an event row; returns its id."""
+    return db.session.execute(
+        insert(Event).values(event_uuid=event_uuid, event_type=event_type, payload=payload, created_at=utcnow())
+        .returning(Event.id)
+    ).scalar_one()
+
+
+def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_test: bool = False) -> list[int]:
+    """One Queued message per webhook for this event, due now, in one bulk insert; returns their ids."""
+    if not webhook_ids:
+        return []
     now = utcnow()
-    messages = [
-        Message(
-            message_uuid=str(uuid.uuid4()), webhook_id=webhook_id, event=event, event_type=event.event_type,
-            is_test=is_test, status=MessageStatus.QUEUED, next_attempt_at=now, enqueued_at=now,
-            created_at=now, updated_at=now,
-        )
+    rows = [
+        {"message_uuid": str(uuid.uuid4()), "webhook_id": webhook_id, "event_id": event_id, "event_type": event_type,
+         "is_test": is_test, "status": MessageStatus.QUEUED, "attempts_made": 0, "next_attempt_at": now,
+         "enqueued_at": now, "created_at": now, "updated_at": now}
         for webhook_id in webhook_ids
     ]
-    db.session.add_all(messages)
-    return messages
+    return list(db.session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
 
 
 def accept_event(data) -> AcceptedEvent:
@@ -170,13 +177,11 @@ def accept_event(data) -> AcceptedEvent:
     ))
     try:
         with db.session.begin_nested():
-            event = Event(event_uuid=event_uuid, event_type=event_type, payload=payload)
-            db.session.add(event)
-            messages = create_messages(event, webhook_ids)
+            message_ids = create_messages(store_event(event_uuid, event_type, payload), event_type, webhook_ids)
     except IntegrityError:
         # Another request stored the same eventId between our check and our insert.
         existing = _existing(event_uuid)
         if existing is None:
             raise
         return existing
-    return AcceptedEvent(event_uuid, [message.id for message in messages])
+    return AcceptedEvent(event_uuid, message_ids)

@@ -3,24 +3,20 @@
 import time
 import uuid
 
-from ..extensions import db
-from ..models import Event, Message
 from .delivery import DeliveryOutcome, deliver_message
-from .intake import create_messages
+from .intake import create_messages, store_event
 
 TEST_EVENT_TYPE = "webhook.test"
 
 
-def create_test_message(webhook_id: int, user_id: int) -> Message:
-    """Store a test event and its one Queued message for this webhook; callers commit."""
+def create_test_message(webhook_id: int, user_id: int) -> int:
+    """Store a test event and its one Queued message for this webhook; returns the message id. Callers commit."""
     event_uuid = str(uuid.uuid4())
     payload = {"systemEventType": "WEBHOOK_TEST", "eventId": event_uuid, "eventTime": int(time.time()),
                "userId": user_id}
-    event = Event(event_uuid=event_uuid, event_type=TEST_EVENT_TYPE, payload=payload)
-    db.session.add(event)
-    (message,) = create_messages(event, [webhook_id], is_test=True)
-    db.session.flush()
-    return message
+    (message_id,) = create_messages(store_event(event_uuid, TEST_EVENT_TYPE, payload), TEST_EVENT_TYPE, [webhook_id],
+                                    is_test=True)
+    return message_id
 
 
 def send_test_message(message_id: int) -> DeliveryOutcome:

@@ -175,9 +175,9 @@ def send_test(webhook_id: int):
     webhook = load_webhook_or_404(webhook_id)
     if not ConfirmForm().validate_on_submit():
         abort(400, "The test request was not understood.")
-    message = create_test_message(webhook_id, current_user.id)
+    message_id = create_test_message(webhook_id, current_user.id)
     db.session.commit()
-    outcome = send_test_message(message.id)
+    outcome = send_test_message(message_id)
     context = {"webhook": webhook, "result": outcome.result, "outcome": outcome}
     if request.headers.get("HX-Target", "").startswith("test-result"):
         return render_template("webhooks/_test_result.html", **context)
