@@ -18,10 +18,14 @@ SWEEP_BATCH = 1000
 
 
 def endpoint_slots() -> EndpointSlots:
-    """The per-endpoint concurrency cap, backed by the broker's Redis."""
-    config = current_app.config
-    client = current_app.extensions["dramatiq_broker"].client
-    return EndpointSlots(client, config["WEBHOOKS_MAX_SENDS_PER_ENDPOINT"], claim_lease_seconds())
+    """The per-endpoint concurrency cap, backed by the broker's Redis (built once per app)."""
+    slots = current_app.extensions.get("endpoint_slots")
+    if slots is None:
+        config = current_app.config
+        client = current_app.extensions["dramatiq_broker"].client
+        slots = EndpointSlots(client, config["WEBHOOKS_MAX_SENDS_PER_ENDPOINT"], claim_lease_seconds())
+        current_app.extensions["endpoint_slots"] = slots
+    return slots
 
 
 @actor(queue_name=DELIVERY_QUEUE, max_retries=0, time_limit=120_000)

@@ -1,5 +1,6 @@
 """One HTTPS POST to an endpoint under a hard total deadline, through the SSRF guard."""
 
+import heapq
 import os
 import socket
 import ssl
@@ -35,6 +36,43 @@ class SendResult:
     response_excerpt: str | None = None
 
 
+class Watchdog:
+    """One thread per process that fires deadlines in time order (cheaper than a timer thread per send)."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._pending: list[tuple[float, int, Deadline]] = []
+        self._counter = 0
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, deadline: "Deadline") -> None:
+        with self._condition:
+            self._counter += 1
+            heapq.heappush(self._pending, (deadline.expires_at, self._counter, deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="delivery-watchdog", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                while self._pending and self._pending[0][2].finished:
+                    heapq.heappop(self._pending)
+                if not self._pending:
+                    self._condition.wait(timeout=60)
+                    continue
+                wait = self._pending[0][0] - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(timeout=wait)
+                    continue
+                _, _, deadline = heapq.heappop(self._pending)
+                deadline.fire()
+
+
+_watchdog = Watchdog()
+
+
 class Deadline:
     """Shuts every socket of one send down when its time is up, whatever the socket is blocked in."""
 
@@ -42,10 +80,9 @@ class Deadline:
         self.seconds = seconds
         self.expires_at = time.monotonic() + seconds
         self.expired = False
+        self.finished = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self.fire)
-        self._timer.daemon = True
 
     def remaining(self) -> float:
         return max(0.001, self.expires_at - time.monotonic())
@@ -60,6 +97,8 @@ class Deadline:
 
     def fire(self) -> None:
         with self._lock:
+            if self.finished:
+                return
             self.expired = True
             self._shutdown_all()
 
@@ -71,12 +110,12 @@ class Deadline:
                 pass
 
     def __enter__(self):
-        self._timer.start()
+        _watchdog.schedule(self)
         return self
 
     def __exit__(self, *exc_info):
-        self._timer.cancel()
         with self._lock:
+            self.finished = True
             for sock in self._sockets:
                 sock.close()
             self._sockets.clear()
