@@ -48,22 +48,43 @@ def wake_key(queue_name: str) -> str:
 
 
 class WakeableConsumer(_RedisConsumer):
-    """A consumer that, finding its queue empty, blocks on a wake-up list instead of sleeping.
+    """A consumer that waits for work or for room instead of polling with backoff.
 
-    Dramatiq's Redis consumer sleeps with exponential backoff up to the worker timeout (1 s) when
-    its queue is empty, so a message sent to an idle worker could wait a second. Every enqueue
-    pushes a token to the queue's wake-up list, and an idle consumer waits on it with BLPOP.
+    Dramatiq's Redis consumer sleeps with exponential backoff up to the worker timeout (1 s) both
+    when its queue is empty and when all its prefetched messages are still being processed, so a
+    message could wait a second. Here an empty queue is waited on with BLPOP on a wake-up list that
+    every enqueue pushes to, and a full prefetch window waits for the next ack.
     """
 
     def __init__(self, broker, queue_name, prefetch, timeout):
         super().__init__(broker, queue_name, prefetch, timeout)
-        # Stay under redis-py's default 5 s socket timeout, which also bounds blocking reads.
-        self.idle_seconds = min(max(timeout, 1), 4000) / 1000
+        # Stay under redis-py's default 5 s socket timeout, which also bounds blocking reads. Delay
+        # queues are also drained by this thread's loop, so they wait briefly.
+        idle_ms = 100 if queue_name.endswith(".DQ") else min(max(timeout, 1), 4000)
+        self.idle_seconds = idle_ms / 1000
         self.timeout = 1  # the parent's backoff after a miss: at most a millisecond
+        self.room = threading.Event()
+
+    def ack(self, message):
+        try:
+            super().ack(message)
+        finally:
+            self.room.set()
+
+    def nack(self, message):
+        try:
+            super().nack(message)
+        finally:
+            self.room.set()
 
     def __next__(self):
+        self.room.clear()
+        had_room = bool(self.message_cache) or self.outstanding_message_count < self.prefetch
         message = super().__next__()
         if message is None and not self.message_cache:
+            if not had_room:
+                self.room.wait(self.idle_seconds)
+                return None
             try:
                 self.broker.client.blpop([wake_key(self.queue_name)], timeout=self.idle_seconds)
             except redis.ConnectionError as error:
