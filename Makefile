@@ -24,3 +24,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmarks: delivery throughput, latency, isolation and memory (bench/delivery.py), then the log pages.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python bin/with_redis.py -- $(BIN)/python bench/delivery.py
+	$(BIN)/python bench/log_pages.py

@@ -12,7 +12,7 @@ from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, utcno
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 1000
 
 
 @dataclass

@@ -1,0 +1,300 @@
+"""Endpoints for the delivery benchmarks, all on 127.0.0.1: nginx, a recording Python server, a silent server.
+
+- `NginxReceiver`: Debian's nginx with TLS (a trustme certificate for 127.0.0.1), one worker process,
+  `return 204` on every path, keep-alive, no access log; it may listen on several ports so that
+  webhooks can be told apart as distinct endpoints (the product caps concurrent sends per host:port).
+- `RecordingReceiver`: a threading HTTPS server that answers 204 and records, per body `event.eventId`,
+  when the request arrived (time.time(), the same clock the event client uses).
+- `SilentServer`: accepts TCP connections and never answers (the TLS handshake never completes).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import trustme
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_accepts(port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Tls:
+    """A trustme CA (its PEM at ca_path) and a server certificate for 127.0.0.1 and localhost."""
+
+    ca_path: str
+    cert_path: str
+    key_path: str
+    server_context: ssl.SSLContext
+
+
+def make_tls(directory: str) -> Tls:
+    ca = trustme.CA()
+    ca_path = os.path.join(directory, "bench-ca.pem")
+    ca.cert_pem.write_to_path(ca_path)
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    cert_path = os.path.join(directory, "server-chain.pem")
+    key_path = os.path.join(directory, "server-key.pem")
+    with open(cert_path, "wb") as handle:
+        for pem in server.cert_chain_pems:
+            handle.write(pem.bytes())
+    server.private_key_pem.write_to_path(key_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.configure_cert(context)
+    return Tls(ca_path, cert_path, key_path, context)
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+
+
+def ensure_nginx(log=print) -> str:
+    """Debian's nginx; `apt-get install -y nginx` when missing (after `apt-get update` if that fails)."""
+    found = nginx_binary()
+    if found:
+        return found
+    log("nginx is missing: apt-get install -y nginx")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "nginx"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "env": {**os.environ,
+                                                                                 "DEBIAN_FRONTEND": "noninteractive"}}
+    if subprocess.run(install, check=False, timeout=600, **quiet).returncode != 0:
+        log("apt-get install failed: apt-get update, then again")
+        subprocess.run(["apt-get", "update"], check=False, timeout=600, **quiet)
+        subprocess.run(install, check=True, timeout=600, **quiet)
+    found = nginx_binary()
+    if not found:
+        raise RuntimeError("nginx is still missing after apt-get install -y nginx")
+    return found
+
+
+NGINX_CONF = """\
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_timeout 75s;
+    keepalive_requests 10000000;
+    server {{
+{listens}
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{ return 204; }}
+    }}
+}}
+"""
+
+
+class NginxReceiver:
+    """nginx on 127.0.0.1 with TLS, answering 204; started and stopped by the benchmark."""
+
+    def __init__(self, tls: Tls, ports: int = 1):
+        self.tls = tls
+        self.ports = [free_port() for _ in range(ports)]
+        self.port = self.ports[0]
+        self.directory = tempfile.mkdtemp(prefix="bench-nginx-")
+        os.chmod(self.directory, 0o755)
+        self.process: subprocess.Popen | None = None
+
+    def url(self, path: str = "/", port_index: int = 0) -> str:
+        return f"https://127.0.0.1:{self.ports[port_index % len(self.ports)]}{path}"
+
+    def start(self) -> "NginxReceiver":
+        binary = ensure_nginx()
+        listens = "\n".join(f"        listen 127.0.0.1:{port} ssl;" for port in self.ports)
+        conf = Path(self.directory, "nginx.conf")
+        conf.write_text(NGINX_CONF.format(dir=self.directory, listens=listens, cert=self.tls.cert_path,
+                                          key=self.tls.key_path))
+        self.process = subprocess.Popen(
+            [binary, "-p", self.directory, "-c", str(conf), "-e", f"{self.directory}/error.log",
+             "-g", "daemon off; master_process on;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while not all(port_accepts(port) for port in self.ports):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                errors = Path(self.directory, "error.log")
+                detail = errors.read_text() if errors.exists() else ""
+                self.stop()
+                raise RuntimeError(f"nginx did not start: {detail[-2000:]}")
+            time.sleep(0.05)
+        return self
+
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process and self.process.poll() is None else []
+
+    def stop(self) -> None:
+        try:
+            if self.process is not None and self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class _TlsPerConnectionServer(ThreadingHTTPServer):
+    """Do the TLS handshake in each connection's thread, so one slow client never blocks accept()."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, address, handler, context: ssl.SSLContext):
+        self.context = context
+        super().__init__(address, handler)
+
+    def finish_request(self, request, client_address):
+        try:
+            request.settimeout(30)
+            tls = self.context.wrap_socket(request, server_side=True)
+        except OSError:
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+class RecordingReceiver:
+    """An HTTPS endpoint that answers 204 and records arrival times by the body's event.eventId."""
+
+    def __init__(self, tls: Tls):
+        self.tls = tls
+        self.lock = threading.Lock()
+        self.arrivals: dict[str, float] = {}
+        self.count = 0
+        self.duplicates = 0
+
+    def start(self) -> "RecordingReceiver":
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                arrived = time.time()
+                try:
+                    event_id = json.loads(body)["event"]["eventId"]
+                except (ValueError, KeyError, TypeError):
+                    event_id = None
+                with receiver.lock:
+                    receiver.count += 1
+                    if event_id is not None:
+                        if event_id in receiver.arrivals:
+                            receiver.duplicates += 1
+                        else:
+                            receiver.arrivals[event_id] = arrived
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = _TlsPerConnectionServer(("127.0.0.1", 0), Handler, self.tls.server_context)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+        return self
+
+    def url(self, path: str = "/") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def arrival_times(self) -> dict[str, float]:
+        with self.lock:
+            return dict(self.arrivals)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers; counts what it holds."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1024)
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.connections: list[socket.socket] = []
+        self.accepted = 0
+        self.open_now = 0
+        self.most_open = 0
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            with self.lock:
+                self.accepted += 1
+                self.open_now += 1
+                self.most_open = max(self.most_open, self.open_now)
+                self.connections.append(connection)
+            threading.Thread(target=self._hold, args=(connection,), daemon=True).start()
+
+    def _hold(self, connection: socket.socket) -> None:
+        try:
+            connection.settimeout(120)
+            while not self.stopping.is_set() and connection.recv(65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.open_now -= 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            for connection in self.connections:
+                try:
+                    connection.close()
+                except OSError:
+                    pass
+        self.listener.close()
