@@ -254,3 +254,29 @@ def api_token(app) -> str:
 
 
 __all__ = ["wait_for"]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CHROMIUM_MISSING = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for the browser tests; a missing /usr/bin/chromium fails (never skips)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(CHROMIUM_MISSING)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

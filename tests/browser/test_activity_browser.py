@@ -13,42 +13,19 @@ from pathlib import Path
 import pytest
 import requests
 from factories import make_message
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
 from webhooks_app.extensions import db
 from webhooks_app.models import MessageStatus
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
-# The launch settings of tests/browser/test_webhooks_browser.py, repeated: test modules do not import each other.
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-CHROMIUM_MISSING = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
 WAIT_MS = 5_000  # actions and expect() assertions, unless a test says otherwise
 BASE = "/system/integrations/api"
 WEBHOOKS_PATH = f"{BASE}/webhooks"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "activity-log.png"
 EVENT = {"type": "asset.create", "assetId": 101, "userId": 1}
 POLL_REQUEST = re.compile(re.escape(f"{BASE}/activity/poll") + r"\b")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module; a missing /usr/bin/chromium fails (never skips)."""
-    if not CHROMIUM.exists():
-        pytest.fail(CHROMIUM_MISSING)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -10,28 +10,17 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHROMIUM, CHROMIUM_MISSING, make_user
 from webhooks_app.extensions import db
 from webhooks_app.services import webhooks as webhook_service
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WEBHOOKS_PATH = "/system/integrations/api/webhooks"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "webhooks-page.png"
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{27}")
 HOOK_URL = "https://127.0.0.1:9/hook"
 WAIT_MS = 5_000  # actions; expect() assertions keep Playwright's default, also 5 s
-CHROMIUM_MISSING = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
 
 
 def test_debian_chromium_is_installed():
@@ -39,17 +28,6 @@ def test_debian_chromium_is_installed():
     (here as a FAILED test, and as an error in every browser test), it never skips them."""
     if not CHROMIUM.exists():
         pytest.fail(CHROMIUM_MISSING)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module; a missing /usr/bin/chromium fails (never skips)."""
-    if not CHROMIUM.exists():
-        pytest.fail(CHROMIUM_MISSING)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
