@@ -75,6 +75,7 @@ class Posted:
     status: int | None
     messages: int = 0
     error: str | None = None
+    retried: bool = False
 
     @property
     def round_trip_ms(self) -> float:
@@ -110,15 +111,23 @@ class EventClient:
         return current
 
     def post(self, event: dict) -> Posted:
+        """POST one event; a connection the server closed while idle is retried once with the same eventId,
+        which the intake accepts only once (gunicorn closes kept-alive connections after 2 s idle)."""
         started = time.time()
-        try:
-            response = self.session().post(self.url, json=event, headers=self.headers, timeout=30)
-            returned = time.time()
-            messages = response.json().get("messages", 0) if response.status_code == 202 else 0
-            error = None if response.status_code == 202 else response.text[:200]
-            return Posted(event["eventId"], started, returned, response.status_code, messages, error)
-        except (requests.RequestException, ValueError) as caught:
-            return Posted(event["eventId"], started, time.time(), None, 0, repr(caught)[:200])
+        for attempt in range(2):
+            try:
+                response = self.session().post(self.url, json=event, headers=self.headers, timeout=30)
+                returned = time.time()
+                messages = response.json().get("messages", 0) if response.status_code == 202 else 0
+                error = None if response.status_code == 202 else response.text[:200]
+                return Posted(event["eventId"], started, returned, response.status_code, messages, error, attempt > 0)
+            except requests.ConnectionError as caught:
+                if attempt == 0:
+                    continue
+                return Posted(event["eventId"], started, time.time(), None, 0, repr(caught)[:200], True)
+            except (requests.RequestException, ValueError) as caught:
+                return Posted(event["eventId"], started, time.time(), None, 0, repr(caught)[:200], attempt > 0)
+        raise AssertionError("unreachable")
 
     def submit(self, event: dict) -> Future:
         return self.pool.submit(self.post, event)

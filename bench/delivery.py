@@ -68,6 +68,7 @@ from stack import (  # noqa: E402
     ProcfileProcess,
     QueueWatch,
     RedisServer,
+    instance_folder,
     postgres_pids,
     process_tree,
     procfile_commands,
@@ -352,7 +353,7 @@ class Bench:
     def app(self):
         if self._app is None:
             os.environ["SECRET_KEY"] = BENCH_SECRET_KEY
-            os.environ["WEBHOOKS_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="bench-instance-")
+            os.environ["WEBHOOKS_INSTANCE_PATH"] = instance_folder()
             os.environ.pop("WEBHOOKS_ENCRYPTION_KEY", None)
             from webhooks_app import create_app
             from webhooks_app.config import normalize_database_url
@@ -418,6 +419,8 @@ class Bench:
                     resource.stop()
                 except Exception as error:  # noqa: BLE001
                     log(f"stopping {resource}: {error}")
+        if self._redis is not None:
+            shutil.rmtree(self._redis.workdir, ignore_errors=True)
         if self._database is not None:
             self._database.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -622,7 +625,8 @@ def run_pipeline(bench: Bench, label: str, processes: int, endpoints: int) -> di
         f"{queue_counts['delayed']} deferrals; statuses {counts})")
     return {
         "label": label, "worker_processes": processes, "worker_threads": WORKER_THREADS, "endpoints": endpoints,
-        "events": len(posted), "rejected": len(rejected), "accepted_messages": accepted, "delivered": delivered,
+        "events": len(posted), "rejected": len(rejected), "retried_posts": sum(p.retried for p in posted),
+        "accepted_messages": accepted, "delivered": delivered,
         "complete": complete, "seconds": round(seconds, 3), "deliveries_per_s": round(rate, 1),
         "intake_events_per_s": round(len(posted) / ((posted_at or time.time()) - started), 1),
         "intake_p50_ms": rounded(percentile(round_trips, 0.5)), "intake_p99_ms": rounded(percentile(round_trips, 0.99)),

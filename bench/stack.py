@@ -1,8 +1,11 @@
 """The product's moving parts for the delivery benchmarks: a private Redis, a bench PostgreSQL database,
 the Procfile's processes started with an environment, and a few measuring helpers (CPU, RSS, queues)."""
 
+import atexit
+import functools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,6 +136,14 @@ def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
     return commands
 
 
+@functools.cache
+def instance_folder() -> str:
+    """One throwaway instance folder for every process of a run (SECRET_KEY is set, so it stays empty)."""
+    folder = tempfile.mkdtemp(prefix="bench-instance-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def procfile_environment(database_url: str, redis_url: str, ca_path: str, overrides: dict[str, str]) -> dict[str, str]:
     """The environment of a Procfile process: only the documented variables, WEBHOOKS_* defaults unless overridden."""
     inherited = {key: value for key, value in os.environ.items()
@@ -148,7 +159,7 @@ def procfile_environment(database_url: str, redis_url: str, ca_path: str, overri
         "SECRET_KEY": BENCH_SECRET_KEY,
         "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "1",
         "WEBHOOKS_CA_BUNDLE": ca_path,
-        "WEBHOOKS_INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-instance-"),
+        "WEBHOOKS_INSTANCE_PATH": instance_folder(),
         "PYTHONUNBUFFERED": "1",
         **overrides,
     }
