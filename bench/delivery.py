@@ -52,14 +52,15 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-for _path in (str(BENCH), str(ROOT)):
+for _path in (str(BENCH), str(ROOT), str(ROOT / "tests")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
 import psutil  # noqa: E402
 import requests  # noqa: E402
 from clients import EventClient, Posted, asset_event, raw_client, sample_body  # noqa: E402
-from receivers import NginxReceiver, RecordingReceiver, SilentServer, free_port, make_tls  # noqa: E402
+from receivers import NginxReceiver, RecordingReceiver, make_tls  # noqa: E402
+from servers import SilentServer, free_port, wait_for  # noqa: E402
 from stack import (  # noqa: E402
     BENCH_SECRET_KEY,
     BIN,
@@ -74,7 +75,6 @@ from stack import (  # noqa: E402
     procfile_commands,
     procfile_environment,
     tree_rss,
-    wait_until,
 )
 
 SCENARIOS = ("raw", "naive", "pipeline", "fanout", "latency", "isolation", "memory", "profile")
@@ -191,7 +191,7 @@ class Product:
                     return False
             return True
 
-        wait_until(ready, timeout=90, interval=0.2, what=f"{self.label}: web, worker and scheduler to be ready")
+        wait_for(ready, timeout=90, interval=0.2, message=f"{self.label}: web, worker and scheduler to be ready")
 
     def worker_pids(self) -> list[int]:
         """The Dramatiq worker processes (children of the worker's main process)."""
@@ -521,14 +521,14 @@ def scenario_naive(bench: Bench) -> dict:
 
     worker = ProcfileProcess("naive-worker", command, environment, bench.log_dir).start()
     try:
-        wait_until(lambda: finished() >= warmup or not worker.alive(), timeout=60, interval=0.002,
-                   what="the naive warm-up")
+        wait_for(lambda: finished() >= warmup or not worker.alive(), timeout=60, interval=0.002,
+                   message="the naive warm-up")
         meter = bench.cpu_meter(extra={"worker": ([worker.pid], True)}).start()
         started = time.time()
         done_at_start = finished()
         target = warmup + sizes.naive_messages
-        wait_until(lambda: finished() >= target or not worker.alive(), timeout=sizes.wait_seconds, interval=0.01,
-                   what="the naive messages")
+        wait_for(lambda: finished() >= target or not worker.alive(), timeout=sizes.wait_seconds, interval=0.01,
+                   message="the naive messages")
         ended = time.time()
         cpu = meter.stop()
         measured = finished() - done_at_start

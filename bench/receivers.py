@@ -5,7 +5,7 @@
   webhooks can be told apart as distinct endpoints (the product caps concurrent sends per host:port).
 - `RecordingReceiver`: a threading HTTPS server that answers 204 and records, per body `event.eventId`,
   when the request arrived (time.time(), the same clock the event client uses).
-- `SilentServer`: accepts TCP connections and never answers (the TLS handshake never completes).
+- The silent endpoint is tests/servers.py's `SilentServer` (accepts TCP connections, never answers).
 """
 
 import json
@@ -23,12 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import trustme
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from servers import free_port  # tests/servers.py, on sys.path via bench/delivery.py
 
 
 def port_accepts(port: int, timeout: float = 0.2) -> bool:
@@ -242,59 +237,3 @@ class RecordingReceiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-class SilentServer:
-    """Accepts TCP connections and never answers; counts what it holds."""
-
-    def __init__(self):
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1024)
-        self.port = self.listener.getsockname()[1]
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-        self.connections: list[socket.socket] = []
-        self.accepted = 0
-        self.open_now = 0
-        self.most_open = 0
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str = "/") -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        self.listener.settimeout(0.2)
-        while not self.stopping.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            with self.lock:
-                self.accepted += 1
-                self.open_now += 1
-                self.most_open = max(self.most_open, self.open_now)
-                self.connections.append(connection)
-            threading.Thread(target=self._hold, args=(connection,), daemon=True).start()
-
-    def _hold(self, connection: socket.socket) -> None:
-        try:
-            connection.settimeout(120)
-            while not self.stopping.is_set() and connection.recv(65536):
-                pass
-        except OSError:
-            pass
-        finally:
-            with self.lock:
-                self.open_now -= 1
-
-    def stop(self) -> None:
-        self.stopping.set()
-        with self.lock:
-            for connection in self.connections:
-                try:
-                    connection.close()
-                except OSError:
-                    pass
-        self.listener.close()

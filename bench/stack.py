@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -29,17 +28,6 @@ BENCH_SECRET_KEY = "bench-delivery-secret-key-not-for-production"
 
 __all__ = ["RedisServer", "BenchDatabase", "ProcfileProcess", "procfile_commands", "QueueWatch", "cpu_seconds",
            "tree_rss", "process_tree"]
-
-
-def wait_until(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 # --- database ---------------------------------------------------------------------------------------------------
