@@ -1,14 +1,15 @@
 """The activity log pages: columns, filter, keyset pagination, details, escaping and live polling."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from factories import make_message, make_webhook
 from sqlalchemy import select
 
 from webhooks_app.extensions import db
-from webhooks_app.models import Message, MessageStatus, utcnow
+from webhooks_app.models import Attempt, Message, MessageStatus, utcnow
+from webhooks_app.services.activity import hourly_outcomes
 
 BASE = "/system/integrations/api"
 HTMX = {"HX-Request": "true"}
@@ -132,6 +133,31 @@ def test_summary_counts_the_last_day_and_month(app, admin_client):
     assert re.findall(r">(\d+)</td>", day) == ["1", "0", "0", "0"]
     assert re.findall(r">(\d+)</td>", month) == ["2", "0", "0", "1"]
     assert "1 succeeded, 0 failed" in page
+
+
+def test_hourly_outcomes_bucket_attempts_by_hour_and_webhook(app_context):
+    """The chart's hours hold each attempt of the last 24 hours once, in its UTC hour, per webhook."""
+    now = datetime(2030, 1, 1, 12, 20)
+    mine, other = make_webhook("Mine"), make_webhook("Other")
+    message_id = make_message(mine, MessageStatus.SENT)
+    other_message_id = make_message(other, MessageStatus.SENT)
+    for webhook_id, started_at, succeeded in [
+        (mine, datetime(2030, 1, 1, 12, 5), True), (mine, datetime(2030, 1, 1, 12, 19, 59), False),
+        (mine, datetime(2030, 1, 1, 7, 59, 59), True), (mine, datetime(2029, 12, 31, 13, 0), False),
+        (mine, datetime(2029, 12, 31, 12, 59, 59), True), (other, datetime(2030, 1, 1, 12, 5), True),
+    ]:
+        db.session.add(Attempt(message_id=message_id if webhook_id == mine else other_message_id,
+                               webhook_id=webhook_id, number=1, started_at=started_at, duration_ms=5,
+                               succeeded=succeeded))
+    db.session.flush()
+
+    hours = hourly_outcomes(mine, now)
+    assert len(hours) == 24
+    assert (hours[0].start, hours[-1].start) == (datetime(2029, 12, 31, 13), datetime(2030, 1, 1, 12))
+    assert {(hour.start.hour, hour.succeeded, hour.failed) for hour in hours if hour.succeeded or hour.failed} == {
+        (12, 1, 1), (7, 1, 0), (13, 0, 1)}
+    everyone = hourly_outcomes(None, now)
+    assert (everyone[-1].succeeded, everyone[-1].failed) == (2, 1)
 
 
 def test_poll_with_nothing_in_flight_answers_204(admin_client, one_of_each):

@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, render_template, request, url_for
+from markupsafe import Markup
 
 from ..auth.routes import admin_area
 from ..htmx import render_page_or_fragment
@@ -15,6 +16,7 @@ from .forms import LogQueryForm, PollForm
 bp = Blueprint("activity", __name__, url_prefix="/system/integrations/api")
 admin_area(bp)
 CLOCK_MARGIN = timedelta(seconds=5)
+TIME_ELEMENT = Markup('<time datetime="{}Z" title="{} UTC" data-local>{} UTC</time>')
 
 
 
@@ -92,6 +94,15 @@ def message_details(message_id: int):
     return render_template("activity/_details.html", message=message, payload=activity.payload_as_sent(message),
                            labels=MessageStatus.LABELS, error_labels=activity.ERROR_LABELS,
                            columns=min(max(columns, 1), 8), now=utcnow())
+
+
+@bp.app_template_filter("local_time")
+def local_time(moment: datetime | None) -> Markup:
+    """A UTC instant as a <time> element that app.js rewrites into the viewer's time zone, or a dash."""
+    if moment is None:
+        return Markup("—")
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S")
+    return TIME_ELEMENT.format(moment.isoformat(), shown, shown)
 
 
 @bp.app_template_filter("pretty_json")

@@ -13,6 +13,7 @@ from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, utcno
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+SQLITE_PAUSE_SECONDS = 0.02
 
 
 @dataclass
@@ -33,21 +34,8 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     report = PruneReport()
-
-    def delete_messages(message_ids: list[int]) -> None:
-        report.attempts += db.session.execute(
-            delete(Attempt).where(Attempt.message_id.in_(message_ids)).execution_options(synchronize_session=False)
-        ).rowcount
-        report.messages += db.session.execute(
-            delete(Message).where(Message.id.in_(message_ids), Message.status.notin_(MessageStatus.PENDING))
-            .execution_options(synchronize_session=False)
-        ).rowcount
-
-    def delete_events(event_ids: list[int]) -> None:
-        report.events += db.session.execute(
-            delete(Event).where(Event.id.in_(event_ids)).execution_options(synchronize_session=False)
-        ).rowcount
-
+    # The batch is chosen inside each DELETE, so no ids travel to Python and back. Sent and Failed are
+    # final states, so both statements of a batch pick the same messages.
     finished_messages = (
         select(Message.id)
         .where(Message.created_at < cutoff, Message.status.notin_(MessageStatus.PENDING))
@@ -59,8 +47,20 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
         .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id))
         .limit(batch_size)
     )
-    _in_batches(report, finished_messages, delete_messages)
-    _in_batches(report, orphaned_events, delete_events)
+
+    def delete_messages() -> int:
+        report.attempts += _delete(delete(Attempt).where(Attempt.message_id.in_(finished_messages)))
+        deleted = _delete(delete(Message).where(Message.id.in_(finished_messages)))
+        report.messages += deleted
+        return deleted
+
+    def delete_events() -> int:
+        deleted = _delete(delete(Event).where(Event.id.in_(orphaned_events)))
+        report.events += deleted
+        return deleted
+
+    _in_batches(report, delete_messages)
+    _in_batches(report, delete_events)
     # Sign-in attempts only matter for the lockout window; keep a day of them for investigations.
     db.session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < (now or utcnow()) - timedelta(days=1)))
     db.session.commit()
@@ -69,17 +69,23 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
     return report
 
 
-def _in_batches(report: PruneReport, select_ids, delete_ids) -> None:
-    """Select a batch of ids, delete them, commit; repeat until none is left, timing each batch."""
+def _delete(statement) -> int:
+    return db.session.execute(statement.execution_options(synchronize_session=False)).rowcount
+
+
+def _in_batches(report: PruneReport, delete_batch) -> None:
+    """Delete a batch and commit; repeat until a batch deletes nothing, timing each batch."""
+    pause = SQLITE_PAUSE_SECONDS if db.session.get_bind().dialect.name == "sqlite" else 0
     while True:
         started = time.monotonic()
-        ids = list(db.session.scalars(select_ids))
-        if not ids:
-            db.session.rollback()
-            return
-        delete_ids(ids)
+        deleted = delete_batch()
         db.session.commit()
+        if not deleted:
+            return
         elapsed = time.monotonic() - started
         report.batches += 1
         report.batch_seconds.append(elapsed)
         report.longest_batch_seconds = max(report.longest_batch_seconds, elapsed)
+        if pause:
+            # SQLite's busy handler polls on a backoff; a gap between batches lets waiting writers in.
+            time.sleep(pause)
