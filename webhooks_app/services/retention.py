@@ -13,6 +13,9 @@ from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, utcno
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+# SQLite holds one database-wide write lock per batch and checkpoints its WAL on commit: smaller batches
+# keep every wait for that lock short (bench/log_pages.py measures the longest).
+SQLITE_BATCH_SIZE = 500
 SQLITE_PAUSE_SECONDS = 0.02
 
 
@@ -26,13 +29,15 @@ class PruneReport:
     batch_seconds: list[float] = field(default_factory=list)
 
 
-def prune_log(retention_days: int, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> PruneReport:
+def prune_log(retention_days: int, now: datetime | None = None, batch_size: int | None = None) -> PruneReport:
     """Delete finished messages (and their attempts) and orphaned events older than the retention period.
 
     Commits after every batch so deliveries and pages keep working while it runs; never deletes a
     message that is still Queued or Scheduled retry; safe to run again or concurrently.
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    if batch_size is None:
+        batch_size = SQLITE_BATCH_SIZE if db.session.get_bind().dialect.name == "sqlite" else BATCH_SIZE
     report = PruneReport()
     # The batch is chosen inside each DELETE, so no ids travel to Python and back. Sent and Failed are
     # final states, so both statements of a batch pick the same messages.
