@@ -662,7 +662,7 @@ def run_prune(app, recorder: SqlRecorder, dialect: str, writer_target: str, shif
     for statement in statements:
         by_kind[prune_kind(statement.sql)] += statement.seconds * 1000
     in_batches = sum(ms for kind, ms in by_kind.items() if not kind.startswith(("other", "delete login")))
-    by_kind["rest of the batches (Python: SQLAlchemy, IN-lists, ids)"] = sum(report.batch_seconds) * 1000 - in_batches
+    by_kind["rest of the batches (Python, SQLAlchemy)"] = sum(report.batch_seconds) * 1000 - in_batches
     batch_ms = [s * 1000 for s in report.batch_seconds] or [0.0]
     latencies = writer.latencies if writer and writer.latencies else [0.0]
     return PruneResult(
