@@ -1,11 +1,17 @@
-"""The database layer: migrations match the models, and concurrent writers wait instead of failing."""
+"""The database layer: migrations match the models, concurrent writers wait, dead idle connections are replaced."""
 
+import os
 import threading
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select
+from servers import wait_for
+from sqlalchemy import create_engine, exc, func, select, text
+from sqlalchemy.pool import NullPool
 
+from webhooks_app.config import normalize_database_url
+from webhooks_app.database import ping_idle_connections
 from webhooks_app.extensions import db
 from webhooks_app.models import Webhook
 from webhooks_app.services.webhooks import WebhookFields, create_webhook, list_webhooks
@@ -43,3 +49,35 @@ def test_concurrent_read_then_write_transactions_all_succeed(app):
     assert errors == []
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Webhook)) == 8
+
+
+POSTGRES_URL = normalize_database_url(os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+
+
+def _terminate_pooled_backend(engine) -> int:
+    """Check a connection out and back in, then kill its PostgreSQL backend; returns the dead backend's pid."""
+    with engine.connect() as connection:
+        dead_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with create_engine(POSTGRES_URL, poolclass=NullPool).connect() as killer:
+        killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dead_pid})
+        wait_for(lambda: not killer.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"),
+                                            {"pid": dead_pid}).first(), message="the backend to exit")
+    return dead_pid
+
+
+@pytest.mark.parametrize("pinged", [True, False])
+def test_an_idle_connection_whose_server_side_died_is_replaced(pinged):
+    """A pooled PostgreSQL connection killed while idle is replaced on checkout; without the ping it fails."""
+    engine = create_engine(POSTGRES_URL, pool_size=1, max_overflow=0)
+    if pinged:
+        ping_idle_connections(engine, idle_seconds=0)
+    try:
+        dead_pid = _terminate_pooled_backend(engine)
+        with engine.connect() as connection:
+            if not pinged:
+                with pytest.raises(exc.OperationalError):
+                    connection.execute(text("SELECT pg_backend_pid()"))
+                return
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != dead_pid
+    finally:
+        engine.dispose()

@@ -6,7 +6,7 @@ from flask import Flask, redirect, render_template, url_for
 from sqlalchemy.engine import Engine
 
 from .config import INSTANCE_PATH, PROJECT_ROOT, settings_from_environment
-from .database import configure_sqlite
+from .database import configure_sqlite, ping_idle_connections
 from .extensions import csrf, db, login_manager, migrate
 from .queue import init_broker
 
@@ -37,6 +37,8 @@ def create_app(config: dict | None = None) -> Flask:
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite":
             configure_sqlite(engine)
+        else:
+            ping_idle_connections(engine)
 
     from . import models  # noqa: F401  (register the models with the metadata)
     from .activity.routes import bp as activity_bp

@@ -68,7 +68,8 @@ def settings_from_environment(environ=os.environ) -> dict:
         "SECRET_KEY": secret_key,
         "WEBHOOKS_ENCRYPTION_KEY": environ.get("WEBHOOKS_ENCRYPTION_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping: database.ping_idle_connections pings only connections that sat idle.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "REDIS_URL": environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "PORT": int(environ.get("PORT", "5000")),
         "WEBHOOKS_RETRY_DELAYS": parse_retry_delays(

@@ -1,13 +1,15 @@
-"""Engine tuning: SQLite in WAL mode whose writers take the write lock when they begin."""
+"""Engine tuning: SQLite in WAL mode whose writers take the write lock when they begin; pings of idle connections."""
 
 import sqlite3
+import time
 
 from flask import has_request_context, request
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def _begin_statement() -> str:
@@ -39,3 +41,26 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection):
         connection.exec_driver_sql(_begin_statement())
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Ping a pooled connection on checkout only when it sat idle, and replace it when the ping fails.
+
+    pool_pre_ping would cost a round trip on every checkout (two per delivery); a connection used
+    moments ago is alive, while one idle across a database restart or failover is caught here.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(dbapi_connection, connection_record):
+        connection_record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection, connection_record, connection_proxy):
+        checked_in_at = connection_record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and checks out (or opens) another.
+            raise exc.DisconnectionError(f"idle database connection is gone: {error}") from error

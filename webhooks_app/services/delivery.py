@@ -40,6 +40,7 @@ class DeliveryOutcome:
 
     action: str  # sent, retry_scheduled, failed, not_due, deferred
     result: SendResult | None = None
+    endpoint: str | None = None  # for deferred: the host:port whose sends are all taken
 
 
 def total_attempts() -> int:
@@ -59,7 +60,7 @@ def likely_cause(error_kind: str | None) -> str:
 
 @dataclass(frozen=True)
 class ClaimedMessage:
-    """The columns of a claimed message that its attempt needs."""
+    """A claimed message with what its attempt needs: its columns, its webhook's and its event's payload."""
 
     id: int
     message_uuid: str
@@ -67,12 +68,34 @@ class ClaimedMessage:
     event_id: int | None
     attempts_made: int
     is_test: bool
+    url: str | None  # None: the webhook was deleted
+    enabled: bool | None
+    secret_encrypted: str | None
+    payload: dict | None
+
+
+def _one_statement_connection():
+    """The session's connection for a transaction of one statement: autocommit on PostgreSQL.
+
+    psycopg sends BEGIN and COMMIT as round trips of their own; a single statement is atomic anyway.
+    """
+    if db.session.get_bind().dialect.name == "postgresql" and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def claim_message(message_id: int, now: datetime | None = None) -> ClaimedMessage | None:
-    """Atomically take a due, unclaimed (or lease-expired) message; None when it is not ours to send."""
+    """Atomically take a due, unclaimed (or lease-expired) message and read what sending it needs.
+
+    One statement: None when the message is not ours to send.
+    """
     now = now or utcnow()
     lease = timedelta(seconds=claim_lease_seconds())
+
+    def webhook_column(column):
+        return select(column).where(Webhook.id == Message.webhook_id).correlate(Message).scalar_subquery()
+
+    payload = select(Event.payload).where(Event.id == Message.event_id).correlate(Message).scalar_subquery()
+    _one_statement_connection()
     row = db.session.execute(
         update(Message)
         .where(
@@ -83,7 +106,8 @@ def claim_message(message_id: int, now: datetime | None = None) -> ClaimedMessag
         )
         .values(claimed_until=now + lease)
         .returning(Message.id, Message.message_uuid, Message.webhook_id, Message.event_id, Message.attempts_made,
-                   Message.is_test)
+                   Message.is_test, webhook_column(Webhook.url), webhook_column(Webhook.enabled),
+                   webhook_column(Webhook.secret_encrypted), payload)
         .execution_options(synchronize_session=False)
     ).one_or_none()
     return ClaimedMessage(*row) if row else None
@@ -125,15 +149,17 @@ def disable_webhook_after_failures(webhook_id: int, number: int, result: SendRes
 def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, result: SendResult) -> str:
     """Store an attempt and move the message on: Sent, Scheduled retry, or Failed (disabling its webhook).
 
-    Returns the message's new status. Two statements, no reads: this runs once per delivery.
+    Returns the message's new status. No reads, and on PostgreSQL one statement (the attempt's INSERT
+    rides along the message's UPDATE): this runs once per delivery.
     """
-    db.session.execute(insert(Attempt).values(
+    attempt = insert(Attempt).values(
         message_id=claimed.id, webhook_id=claimed.webhook_id, number=number, started_at=started_at,
         duration_ms=result.duration_ms, succeeded=result.succeeded, status_code=result.status_code,
         error_kind=result.error_kind, error_detail=result.error_detail, response_excerpt=result.response_excerpt,
-    ))
+    )
     now = utcnow()
     values = {"attempts_made": number, "updated_at": now, "claimed_until": None}
+    disable_webhook = False
     if result.succeeded:
         status = MessageStatus.SENT
         values.update(next_attempt_at=None, failure_reason=None)
@@ -148,12 +174,18 @@ def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, r
         status = MessageStatus.FAILED
         values.update(next_attempt_at=None,
                       failure_reason=f"All {number} attempts failed; the last one: {result.error_detail}.")
-        if claimed.webhook_id is not None:
-            disable_webhook_after_failures(claimed.webhook_id, number, result)
+        disable_webhook = claimed.webhook_id is not None
     values["status"] = status
-    db.session.execute(
-        update(Message).where(Message.id == claimed.id).values(**values).execution_options(synchronize_session=False)
-    )
+    move_on = (update(Message).where(Message.id == claimed.id).values(**values)
+               .execution_options(synchronize_session=False))
+    if db.session.get_bind().dialect.name == "postgresql" and not disable_webhook:
+        _one_statement_connection()
+        db.session.execute(move_on.add_cte(attempt.cte("attempt")))
+    else:
+        db.session.execute(attempt)
+        db.session.execute(move_on)
+        if disable_webhook:
+            disable_webhook_after_failures(claimed.webhook_id, number, result)
     return status
 
 
@@ -198,34 +230,25 @@ def endpoint_key(url: str) -> str:
 def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
     """Make the message's next attempt if it is due and nobody else holds it; commits as it goes."""
     claimed = claim_message(message_id)
+    db.session.commit()  # never hold a transaction (or SQLite's write lock) across the network call
     if claimed is None:
-        db.session.rollback()
         return DeliveryOutcome("not_due")
-    target = None
-    if claimed.webhook_id is not None:
-        target = db.session.execute(
-            select(Webhook.url, Webhook.enabled, Webhook.secret_encrypted, Event.payload)
-            .select_from(Webhook).join(Event, Event.id == claimed.event_id)
-            .where(Webhook.id == claimed.webhook_id)
-        ).one_or_none()
-    if target is None or not target.enabled:
-        why = "its webhook was deleted" if target is None else "its webhook is disabled"
+    if claimed.url is None or not claimed.enabled:
+        why = "its webhook was deleted" if claimed.url is None else "its webhook is disabled"
         fail_message(claimed.id, f"Not sent: {why} when the attempt came due.")
         db.session.commit()
         return DeliveryOutcome("failed")
     try:
-        prepared = prepare_send(claimed, claimed.webhook_id, target.url, target.secret_encrypted, target.payload)
+        prepared = prepare_send(claimed, claimed.webhook_id, claimed.url, claimed.secret_encrypted, claimed.payload)
     except SecretUnreadable as error:
         fail_message(claimed.id, f"Not sent: {error}.")
         db.session.commit()
         return DeliveryOutcome("failed")
-    # Never hold a transaction (or SQLite's write lock) across the network call.
-    db.session.commit()
     key = endpoint_key(prepared.url)
     if endpoint_slots and not endpoint_slots.acquire(key, prepared.message_uuid):
         release_claim(claimed.id, requeued=True)
         db.session.commit()
-        return DeliveryOutcome("deferred")
+        return DeliveryOutcome("deferred", endpoint=key)
     started_at = utcnow()
     try:
         result = send_prepared(prepared)
