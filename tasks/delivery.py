@@ -1,6 +1,7 @@
 """Delivery actors: send one message attempt; put due messages back on the queue."""
 
 import logging
+import random
 
 import redis
 from flask import current_app
@@ -14,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 DELIVERY_QUEUE = "deliveries"
 DEFER_MILLISECONDS = 250
+MAX_DEFER_MILLISECONDS = 5000
 SWEEP_BATCH = 1000
 
 
@@ -29,13 +31,19 @@ def endpoint_slots() -> EndpointSlots:
 
 
 @actor(queue_name=DELIVERY_QUEUE, max_retries=0, time_limit=120_000)
-def deliver(message_id: int) -> None:
+def deliver(message_id: int, deferrals: int = 0) -> None:
     """Make the next attempt of one message; the database decides whether one is owed."""
     outcome = deliver_message(message_id, endpoint_slots())
     if outcome.action == "deferred":
-        # The endpoint already has its share of sends in flight: try again shortly, leaving this
+        # The endpoint already has its share of sends in flight: try again later, leaving this
         # thread free for other endpoints.
-        deliver.send_with_options(args=(message_id,), delay=DEFER_MILLISECONDS)
+        deliver.send_with_options(args=(message_id, deferrals + 1), delay=defer_delay_milliseconds(deferrals))
+
+
+def defer_delay_milliseconds(deferrals: int) -> int:
+    """250 ms, then doubling up to 5 s, with jitter: a hung endpoint's backlog waits without churning the queue."""
+    delay = min(DEFER_MILLISECONDS * 2 ** min(deferrals, 16), MAX_DEFER_MILLISECONDS)
+    return int(delay * random.uniform(0.8, 1.2))
 
 
 def enqueue_messages(message_ids: list[int]) -> bool:

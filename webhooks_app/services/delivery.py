@@ -115,6 +115,7 @@ def claim_message(message_id: int, now: datetime | None = None) -> ClaimedMessag
 
 def release_claim(message_id: int, requeued: bool = False) -> None:
     """Give a claimed message back untouched; `requeued` when a queue entry for it is already on its way."""
+    _one_statement_connection()
     db.session.execute(
         update(Message).where(Message.id == message_id)
         .values(claimed_until=None, enqueued_at=utcnow() if requeued else None)
