@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 
 from .. import PRODUCT_NAME, PRODUCT_VERSION
 from ..extensions import db
-from ..models import Attempt, Event, Message, MessageStatus, Webhook, utcnow
+from ..models import Message, MessageStatus, Webhook, utcnow
 from ..secrets_vault import SecretUnreadable, decrypt_secret
+from . import delivery_statements as statements
 from .certificates import verify_setting
 from .signing import delivery_headers, message_body
 from .transport import SendResult, post_json
@@ -89,27 +90,10 @@ def claim_message(message_id: int, now: datetime | None = None) -> ClaimedMessag
     One statement: None when the message is not ours to send.
     """
     now = now or utcnow()
-    lease = timedelta(seconds=claim_lease_seconds())
-
-    def webhook_column(column):
-        return select(column).where(Webhook.id == Message.webhook_id).correlate(Message).scalar_subquery()
-
-    payload = select(Event.payload).where(Event.id == Message.event_id).correlate(Message).scalar_subquery()
     _one_statement_connection()
-    row = db.session.execute(
-        update(Message)
-        .where(
-            Message.id == message_id,
-            Message.status.in_(MessageStatus.PENDING),
-            Message.next_attempt_at <= now,
-            or_(Message.claimed_until.is_(None), Message.claimed_until < now),
-        )
-        .values(claimed_until=now + lease)
-        .returning(Message.id, Message.message_uuid, Message.webhook_id, Message.event_id, Message.attempts_made,
-                   Message.is_test, webhook_column(Webhook.url), webhook_column(Webhook.enabled),
-                   webhook_column(Webhook.secret_encrypted), payload)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    row = db.session.connection().execute(statements.claim(), {
+        "claim_id": message_id, "now": now, "lease_until": now + timedelta(seconds=claim_lease_seconds()),
+    }).one_or_none()
     return ClaimedMessage(*row) if row else None
 
 
@@ -153,38 +137,38 @@ def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, r
     Returns the message's new status. No reads, and on PostgreSQL one statement (the attempt's INSERT
     rides along the message's UPDATE): this runs once per delivery.
     """
-    attempt = insert(Attempt).values(
-        message_id=claimed.id, webhook_id=claimed.webhook_id, number=number, started_at=started_at,
-        duration_ms=result.duration_ms, succeeded=result.succeeded, status_code=result.status_code,
-        error_kind=result.error_kind, error_detail=result.error_detail, response_excerpt=result.response_excerpt,
-    )
     now = utcnow()
-    values = {"attempts_made": number, "updated_at": now, "claimed_until": None}
-    disable_webhook = False
+    next_attempt_at = failure_reason = None
     if result.succeeded:
         status = MessageStatus.SENT
-        values.update(next_attempt_at=None, failure_reason=None)
     elif claimed.is_test:
         status = MessageStatus.FAILED
-        values.update(next_attempt_at=None, failure_reason=f"The test delivery failed: {result.error_detail}.")
+        failure_reason = f"The test delivery failed: {result.error_detail}."
     elif number < total_attempts():
         status = MessageStatus.SCHEDULED_RETRY
-        delay = current_app.config["WEBHOOKS_RETRY_DELAYS"][number - 1]
-        values.update(next_attempt_at=now + timedelta(seconds=delay), enqueued_at=None)
+        next_attempt_at = now + timedelta(seconds=current_app.config["WEBHOOKS_RETRY_DELAYS"][number - 1])
     else:
         status = MessageStatus.FAILED
-        values.update(next_attempt_at=None,
-                      failure_reason=f"All {number} attempts failed; the last one: {result.error_detail}.")
-        disable_webhook = claimed.webhook_id is not None
-    values["status"] = status
-    move_on = (update(Message).where(Message.id == claimed.id).values(**values)
-               .execution_options(synchronize_session=False))
+        failure_reason = f"All {number} attempts failed; the last one: {result.error_detail}."
+    attempt = {
+        "attempt_message_id": claimed.id, "attempt_webhook_id": claimed.webhook_id, "attempt_number": number,
+        "attempt_started_at": started_at, "attempt_duration_ms": result.duration_ms,
+        "attempt_succeeded": result.succeeded, "attempt_status_code": result.status_code,
+        "attempt_error_kind": result.error_kind, "attempt_error_detail": result.error_detail,
+        "attempt_response_excerpt": result.response_excerpt,
+    }
+    move_on = {
+        "move_on_id": claimed.id, "move_on_status": status, "move_on_attempts_made": number, "move_on_updated_at": now,
+        "move_on_next_attempt_at": next_attempt_at, "move_on_failure_reason": failure_reason,
+    }
+    disable_webhook = status == MessageStatus.FAILED and not claimed.is_test and claimed.webhook_id is not None
     if db.session.get_bind().dialect.name == "postgresql" and not disable_webhook:
         _one_statement_connection()
-        db.session.execute(move_on.add_cte(attempt.cte("attempt")))
+        db.session.connection().execute(statements.record_attempt_in_one_statement(), {**attempt, **move_on})
     else:
-        db.session.execute(attempt)
-        db.session.execute(move_on)
+        connection = db.session.connection()
+        connection.execute(statements.insert_attempt(), attempt)
+        connection.execute(statements.move_on(), move_on)
         if disable_webhook:
             disable_webhook_after_failures(claimed.webhook_id, number, result)
     return status
