@@ -223,17 +223,19 @@ def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
         fail_message(claimed.id, f"Not sent: {why} when the attempt came due.")
         db.session.commit()
         return DeliveryOutcome("failed")
-    try:
-        prepared = prepare_send(claimed, claimed.webhook_id, claimed.url, claimed.secret_encrypted, claimed.payload)
-    except SecretUnreadable as error:
-        fail_message(claimed.id, f"Not sent: {error}.")
-        db.session.commit()
-        return DeliveryOutcome("failed")
-    key = endpoint_key(prepared.url)
-    if endpoint_slots and not endpoint_slots.acquire(key, prepared.message_uuid):
+    key = endpoint_key(claimed.url)
+    if endpoint_slots and not endpoint_slots.acquire(key, claimed.message_uuid):
         release_claim(claimed.id, requeued=True)
         db.session.commit()
         return DeliveryOutcome("deferred", endpoint=key)
+    try:
+        prepared = prepare_send(claimed, claimed.webhook_id, claimed.url, claimed.secret_encrypted, claimed.payload)
+    except SecretUnreadable as error:
+        if endpoint_slots:
+            endpoint_slots.release(key, claimed.message_uuid)
+        fail_message(claimed.id, f"Not sent: {error}.")
+        db.session.commit()
+        return DeliveryOutcome("failed")
     started_at = utcnow()
     try:
         result = send_prepared(prepared)

@@ -15,6 +15,10 @@ end
 return 0
 """
 
+# How long a send waits for a busy endpoint's slot before its message is deferred: long enough for
+# a quick endpoint's sends to finish, short enough that a hung endpoint's backlog costs little.
+WAIT_SECONDS = 0.05
+
 
 class EndpointSlots:
     """At most `limit` sends in flight to one host:port; a slot left by a killed worker expires with its lease."""
@@ -29,7 +33,11 @@ class EndpointSlots:
     def redis_key(endpoint: str) -> str:
         return f"webhooks:endpoint-slots:{endpoint}"
 
-    def acquire(self, endpoint: str, holder: str) -> bool:
+    @staticmethod
+    def freed_key(endpoint: str) -> str:
+        return f"webhooks:endpoint-slot-freed:{endpoint}"
+
+    def try_acquire(self, endpoint: str, holder: str) -> bool:
         now = time.time()
         granted = self.acquire_script(
             keys=[self.redis_key(endpoint)],
@@ -37,5 +45,22 @@ class EndpointSlots:
         )
         return bool(granted)
 
+    def acquire(self, endpoint: str, holder: str, wait_seconds: float = WAIT_SECONDS) -> bool:
+        """Take a slot, waiting up to `wait_seconds` for one to be released; False when none came free."""
+        deadline = time.monotonic() + wait_seconds
+        while not self.try_acquire(endpoint, holder):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # Woken by the next release; a stale wake-up token only costs another try.
+            self.client.blpop([self.freed_key(endpoint)], timeout=min(max(remaining, 0.01), 0.1))
+        return True
+
     def release(self, endpoint: str, holder: str) -> None:
-        self.client.zrem(self.redis_key(endpoint), holder)
+        freed = self.freed_key(endpoint)
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.zrem(self.redis_key(endpoint), holder)
+        pipeline.lpush(freed, 1)
+        pipeline.ltrim(freed, 0, self.limit - 1)
+        pipeline.expire(freed, 60)
+        pipeline.execute()

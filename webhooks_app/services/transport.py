@@ -52,7 +52,10 @@ class Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="delivery-watchdog", daemon=True)
                 self._thread.start()
-            self._condition.notify()
+            if self._pending[0][2] is deadline:
+                # Only a new earliest deadline changes how long the watchdog sleeps; sends share one
+                # timeout, so this is rare, and the watchdog thread is not woken on every send.
+                self._condition.notify()
 
     def _run(self) -> None:
         with self._condition:
