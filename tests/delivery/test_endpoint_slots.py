@@ -3,6 +3,8 @@
 import threading
 import time
 
+from servers import wait_for
+
 from webhooks_app.services.endpoint_slots import EndpointSlots
 
 
@@ -48,4 +50,17 @@ def test_a_dead_holders_slot_expires_with_its_lease(fresh_redis):
     """A slot taken by a worker that was killed mid-send is free again once its lease has passed."""
     slots = EndpointSlots(fresh_redis.client(), limit=1, lease_seconds=0.2)
     assert slots.acquire("a:443", "killed worker", wait_seconds=0)
-    assert slots.acquire("a:443", "next", wait_seconds=5)
+    assert not slots.acquire("a:443", "next", wait_seconds=0)
+    wait_for(lambda: slots.acquire("a:443", "next", wait_seconds=0), timeout=5, message="the lease to end")
+
+
+def test_a_slow_endpoints_backlog_does_not_wait(fresh_redis):
+    """When the send in flight has run longer than a quick endpoint's would, a new send is refused without waiting."""
+    slots = EndpointSlots(fresh_redis.client(), limit=1, lease_seconds=30)
+    client = fresh_redis.client()
+    assert slots.acquire("a:443", "hung send", wait_seconds=0)
+    # Make the holder look as if it started two seconds ago (its lease ends 28 s from now).
+    client.zadd(slots.redis_key("a:443"), {"hung send": time.time() + 28})
+    started = time.monotonic()
+    assert not slots.acquire("a:443", "waiter", wait_seconds=5)
+    assert time.monotonic() - started < 1

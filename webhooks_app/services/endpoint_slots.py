@@ -12,12 +12,15 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   return 1
 end
-return 0
+-- Refused: the oldest holder's lease end, as text (Lua numbers would come back truncated to integers).
+return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 """
 
 # How long a send waits for a busy endpoint's slot before its message is deferred: long enough for
-# a quick endpoint's sends to finish, short enough that a hung endpoint's backlog costs little.
+# a quick endpoint's sends to finish. It only waits while every send in flight there started less
+# than BUSY_NOT_SLOW_SECONDS ago: a slow or hung endpoint's backlog is deferred at once.
 WAIT_SECONDS = 0.05
+BUSY_NOT_SLOW_SECONDS = 0.1
 
 
 class EndpointSlots:
@@ -37,24 +40,29 @@ class EndpointSlots:
     def freed_key(endpoint: str) -> str:
         return f"webhooks:endpoint-slot-freed:{endpoint}"
 
-    def try_acquire(self, endpoint: str, holder: str) -> bool:
+    def try_acquire(self, endpoint: str, holder: str) -> tuple[bool, float]:
+        """Take a slot if one is free; returns (granted, seconds since the oldest send in flight started)."""
         now = time.time()
-        granted = self.acquire_script(
+        answer = self.acquire_script(
             keys=[self.redis_key(endpoint)],
             args=[now, now + self.lease_seconds, self.limit, holder, math.ceil(self.lease_seconds) + 1],
         )
-        return bool(granted)
+        if answer == 1:
+            return True, 0.0
+        return False, now - (float(answer) - self.lease_seconds)
 
     def acquire(self, endpoint: str, holder: str, wait_seconds: float = WAIT_SECONDS) -> bool:
-        """Take a slot, waiting up to `wait_seconds` for one to be released; False when none came free."""
+        """Take a slot, waiting up to `wait_seconds` for a busy (not slow) endpoint to free one."""
         deadline = time.monotonic() + wait_seconds
-        while not self.try_acquire(endpoint, holder):
+        while True:
+            granted, oldest_age = self.try_acquire(endpoint, holder)
+            if granted:
+                return True
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or oldest_age > BUSY_NOT_SLOW_SECONDS:
                 return False
             # Woken by the next release; a stale wake-up token only costs another try.
             self.client.blpop([self.freed_key(endpoint)], timeout=min(max(remaining, 0.01), 0.1))
-        return True
 
     def release(self, endpoint: str, holder: str) -> None:
         freed = self.freed_key(endpoint)
