@@ -201,3 +201,48 @@ def test_an_oversize_answer_does_not_poison_the_next_send(receiver, certificates
     after = post_json(receiver.url("/ok"), b"{}", {}, timeout=2, allow_private=True, verify=certificates.ca_path)
     assert big.succeeded and after.succeeded and after.status_code == 204
     assert receiver.received[0].client_port != receiver.received[1].client_port
+
+
+def test_new_connections_share_one_tls_context_per_ca_bundle(certificates):
+    """Connections to new endpoints (from new threads) reuse one verifying context: the CA bundle is parsed once."""
+    import threading
+
+    from webhooks_app.services.transport import post_json, verifying_context
+
+    receivers = [Receiver(certificates.server_context).start() for _ in range(3)]
+    try:
+        post_json(receivers[0].url("/ok"), b"{}", {}, timeout=2, allow_private=True, verify=certificates.ca_path)
+        parsed_before = verifying_context.cache_info().misses
+        results = []
+
+        def send_to_each():
+            for receiver in receivers:
+                results.append(post_json(receiver.url("/ok"), b"{}", {}, timeout=2, allow_private=True,
+                                         verify=certificates.ca_path))
+
+        threads = [threading.Thread(target=send_to_each) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        for receiver in receivers:
+            receiver.stop()
+    assert len(results) == 6 and all(result.succeeded for result in results)
+    assert verifying_context.cache_info().misses == parsed_before
+    assert len({r.client_port for receiver in receivers for r in receiver.received}) >= 6  # new connections
+
+
+def test_a_trusted_certificate_for_another_host_name_is_a_tls_failure(certificates):
+    """The shared context still checks the host name: a certificate from the trusted CA for another name fails."""
+    from webhooks_app.services.transport import post_json
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificates.ca.issue_cert("hooks.example.org").configure_cert(context)
+    impostor = Receiver(context).start()
+    try:
+        result = post_json(impostor.url("/ok"), b"{}", {}, timeout=2, allow_private=True, verify=certificates.ca_path)
+    finally:
+        impostor.stop()
+    assert result.error_kind == "tls" and not result.succeeded
+    assert impostor.received == []
