@@ -103,23 +103,33 @@ class WebhooksRedisBroker(RedisBroker):
         return message
 
     def enqueue_many(self, messages: list[dramatiq.Message]) -> None:
-        """Enqueue many messages for one queue in one round trip (used by fan-out and the sweeper)."""
+        """Enqueue many messages in one round trip (used by fan-out and the sweeper).
+
+        The first goes through Dramatiq's dispatch script (which also beats this broker's heart and
+        runs queue maintenance); the rest are written as that script writes them, but as one HSET and
+        one RPUSH per queue in a MULTI: a thousand script calls cost more than the fan-out's INSERT.
+        """
         if not messages:
             return
-        dispatch = self.scripts["dispatch"]
-        pipeline = self.client.pipeline(transaction=False)
-        enqueued = []
-        for message in messages:
-            message = message.copy(options={"redis_message_id": str(uuid4())})
+        first, *rest = [message.copy(options={"redis_message_id": str(uuid4())}) for message in messages]
+        for message in (first, *rest):
             self.emit_before("enqueue", message, None)
-            arguments = [
-                "enqueue", current_millis(), message.queue_name, self.broker_id, self.heartbeat_timeout,
-                self.dead_message_ttl, self._should_do_maintenance("enqueue"), self._max_unpack_size(),
-                message.options["redis_message_id"], message.encode(),
-            ]
-            dispatch(keys=[self.namespace], args=arguments, client=pipeline)
-            enqueued.append(message)
+        pipeline = self.client.pipeline(transaction=True)
+        self.scripts["dispatch"](keys=[self.namespace], args=[
+            "enqueue", current_millis(), first.queue_name, self.broker_id, self.heartbeat_timeout,
+            self.dead_message_ttl, self._should_do_maintenance("enqueue"), self._max_unpack_size(),
+            first.options["redis_message_id"], first.encode(),
+        ], client=pipeline)
+        by_queue: dict[str, list[dramatiq.Message]] = {}
+        for message in rest:
+            by_queue.setdefault(message.queue_name, []).append(message)
+        for queue_name, queued in by_queue.items():
+            queue_key = f"{self.namespace}:{queue_name}"
+            pipeline.hset(f"{queue_key}.msgs",
+                          mapping={message.options["redis_message_id"]: message.encode() for message in queued})
+            pipeline.rpush(queue_key, *(message.options["redis_message_id"] for message in queued))
         pipeline.execute()
+        enqueued = [first, *rest]
         for message in enqueued:
             self.emit_after("enqueue", message, None)
         for queue_name in {message.queue_name for message in enqueued}:

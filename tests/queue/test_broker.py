@@ -16,6 +16,15 @@ def test_enqueue_many_puts_every_message_on_the_queue_in_one_go(app, fresh_redis
     stored = sorted(client.hvals("dramatiq:deliveries.msgs"))
     assert len(stored) == 3 and all(b'"actor_name":"deliver"' in body for body in stored)
     assert client.llen(wake_key("deliveries")) == 3
+    consumer = broker.consume("deliveries", prefetch=3, timeout=1_000)
+    try:
+        received = [next(consumer) for _ in range(3)]
+        assert [message.args for message in received] == [(1,), (2,), (3,)]  # in order, each readable
+        for message in received:
+            consumer.ack(message)
+    finally:
+        consumer.close()
+    assert client.hlen("dramatiq:deliveries.msgs") == 0
 
 
 def test_an_idle_consumer_wakes_when_work_arrives(app, fresh_redis):

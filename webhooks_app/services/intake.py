@@ -4,7 +4,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select
+from sqlalchemy import Integer, String, bindparam, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from ..events import EVENTS_BY_NAME
@@ -144,10 +145,12 @@ def store_event(event_uuid: str, event_type: str, payload: dict) -> int:
 
 
 def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_test: bool = False) -> list[int]:
-    """One Queued message per webhook for this event, due now, in one bulk insert; returns their ids."""
+    """One Queued message per webhook for this event, due now, in one INSERT; returns their ids."""
     if not webhook_ids:
         return []
     now = utcnow()
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _create_messages_from_array(event_id, event_type, webhook_ids, is_test, now)
     rows = [
         {"message_uuid": str(uuid.uuid4()), "webhook_id": webhook_id, "event_id": event_id, "event_type": event_type,
          "is_test": is_test, "status": MessageStatus.QUEUED, "attempts_made": 0, "next_attempt_at": now,
@@ -155,6 +158,25 @@ def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_t
         for webhook_id in webhook_ids
     ]
     return list(db.session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
+
+
+def _create_messages_from_array(event_id: int, event_type: str, webhook_ids: list[int], is_test: bool,
+                                now) -> list[int]:
+    """PostgreSQL: INSERT … SELECT over one array of webhook ids, with the UUIDs made by the server.
+
+    A thousand-row VALUES list binds eleven thousand parameters; this binds a dozen, which makes a
+    fan-out to 1,000 webhooks several times faster.
+    """
+    webhook_id_array = bindparam("webhook_ids", webhook_ids, type_=ARRAY(Integer))
+    targets = func.unnest(webhook_id_array).table_valued("webhook_id").render_derived(name="targets")
+    rows = select(
+        func.gen_random_uuid().cast(String), targets.c.webhook_id, literal(event_id), literal(event_type),
+        literal(is_test), literal(MessageStatus.QUEUED), literal(0), literal(now), literal(now), literal(now),
+        literal(now),
+    )
+    columns = ["message_uuid", "webhook_id", "event_id", "event_type", "is_test", "status", "attempts_made",
+               "next_attempt_at", "enqueued_at", "created_at", "updated_at"]
+    return sorted(db.session.scalars(insert(Message).from_select(columns, rows).returning(Message.id)))
 
 
 def accept_event(data) -> AcceptedEvent:
