@@ -47,8 +47,16 @@ class SecretUnreadable(RuntimeError):
 
 def decrypt_secret(token: str) -> str:
     """Decrypt a stored secret; raises SecretUnreadable when the key has changed."""
+    config = current_app.config
+    return _decrypt_for(token, config.get("WEBHOOKS_ENCRYPTION_KEY"), config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=1024)
+def _decrypt_for(token: str, configured_key: str | None, secret_key: str) -> str:
+    # Every delivery signs with its webhook's secret: remember recent plaintexts per ciphertext and key
+    # (a reset secret has a new ciphertext) instead of verifying and decrypting the same token each time.
     try:
-        return _fernet().decrypt(token.encode("ascii")).decode("utf-8")
+        return _fernet_for(configured_key, secret_key).decrypt(token.encode("ascii")).decode("utf-8")
     except InvalidToken:
         raise SecretUnreadable(
             "the webhook secret cannot be decrypted: SECRET_KEY or WEBHOOKS_ENCRYPTION_KEY changed"

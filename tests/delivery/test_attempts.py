@@ -246,3 +246,21 @@ def test_a_trusted_certificate_for_another_host_name_is_a_tls_failure(certificat
         impostor.stop()
     assert result.error_kind == "tls" and not result.succeeded
     assert impostor.received == []
+
+
+def test_a_secret_unreadable_after_a_key_change_fails_the_message_unsent(app, app_context, receiver):
+    """After SECRET_KEY changes, a stored secret used moments ago no longer decrypts: the message fails, unsent."""
+    first = owed_message(receiver.url("/ok"))
+    assert deliver_message(first).action == "sent"
+    second = accept_event({"type": "asset.create", "assetId": 102, "userId": 1}).message_ids[0]
+    db.session.commit()
+    original = app.config["SECRET_KEY"]
+    app.config["SECRET_KEY"] = "another key entirely, as after a careless redeploy"
+    try:
+        outcome = deliver_message(second)
+    finally:
+        app.config["SECRET_KEY"] = original
+    db.session.expire_all()
+    assert outcome.action == "failed"
+    assert "cannot be decrypted" in db.session.get(Message, second).failure_reason
+    assert len(receiver.received) == 1
