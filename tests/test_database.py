@@ -58,7 +58,9 @@ def _terminate_pooled_backend(engine) -> int:
     """Check a connection out and back in, then kill its PostgreSQL backend; returns the dead backend's pid."""
     with engine.connect() as connection:
         dead_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    with create_engine(POSTGRES_URL, poolclass=NullPool).connect() as killer:
+    # Autocommit: inside one transaction pg_stat_activity would keep showing its first snapshot.
+    killer_engine = create_engine(POSTGRES_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with killer_engine.connect() as killer:
         killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dead_pid})
         wait_for(lambda: not killer.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"),
                                             {"pid": dead_pid}).first(), message="the backend to exit")
