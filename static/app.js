@@ -133,6 +133,15 @@
     });
   });
 
+  // A live poll already in flight when the administrator opened a menu or dialog must not redraw the
+  // table under it (that snaps the menu shut); the next poll, once it is closed, brings the change.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var source = event.detail.elt;
+    if (source && source.id === "webhooks-live" && document.querySelector("#dialog-host dialog, details.menu[open]")) {
+      event.detail.shouldSwap = false;
+    }
+  });
+
   document.addEventListener("htmx:beforeRequest", clearRequestError);
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;

@@ -7,6 +7,7 @@ Set WEBHOOKS_SCREENSHOTS=1 to (re)write docs/webhooks-page.png.
 import base64
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,47 @@ def test_a_failed_htmx_request_shows_a_visible_error(app, signed_in_page: Page):
     expect(alert).to_contain_text("The request failed (HTTP 404")
     expect(page.locator("#request-error")).to_contain_text("404")
     expect(dialog).to_be_visible()
+
+
+def test_a_live_update_arriving_while_a_menu_is_open_waits_until_it_closes(app, signed_in_page: Page):
+    """A poll answered just after the administrator opened a row's menu does not redraw the table under
+    it (which would snap the menu shut); the change appears once the menu is closed."""
+    page = signed_in_page
+    with app.app_context():
+        webhook_service.create_webhook(webhook_service.WebhookFields("Quiet", HOOK_URL, ("asset.create",), True))
+        db.session.commit()
+    page.reload()
+    expect(row_of(page, "Quiet")).to_be_visible()
+    held = []
+
+    def hold_first_poll(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/webhooks/live?*", hold_first_poll)
+    page.evaluate("""document.body.addEventListener('htmx:afterRequest', function (event) {
+        if (event.detail.elt.id === 'webhooks-live') window.livePollsDone = (window.livePollsDone || 0) + 1;
+    })""")
+    page.wait_for_event("request", lambda request: "/webhooks/live?" in request.url, timeout=WAIT_MS)
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not held:  # the route handler runs while Playwright processes events
+        assert time.monotonic() < deadline, "the live poll was not intercepted"
+        page.evaluate("1")
+
+    # The poll is in flight; the administrator opens a menu; then the answer (a change) arrives.
+    page.get_by_label("Actions for Quiet", exact=True).click()
+    menu = row_of(page, "Quiet").locator("details.menu")
+    expect(menu).to_have_attribute("open", "")
+    with app.app_context():
+        webhook_service.create_webhook(webhook_service.WebhookFields("Arrived", HOOK_URL, ("asset.create",), True))
+        db.session.commit()
+    held[0].continue_()
+    page.wait_for_function("window.livePollsDone >= 1")
+    expect(menu).to_have_attribute("open", "")
+    expect(row_of(page, "Arrived")).to_have_count(0)
+
+    page.get_by_label("Actions for Quiet", exact=True).click()
+    expect(menu).not_to_have_attribute("open", "")
+    expect(row_of(page, "Arrived")).to_be_visible()
