@@ -7,6 +7,8 @@ from flask import has_request_context, request
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
+from .extensions import db
+
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PING_AFTER_IDLE_SECONDS = 5.0
@@ -19,6 +21,11 @@ def _begin_statement() -> str:
     if has_request_context() and request.method in READ_ONLY_METHODS:
         return "BEGIN"
     return "BEGIN IMMEDIATE"
+
+
+def dialect_name() -> str:
+    """The current database's dialect ("sqlite" or "postgresql"), for the few statements that differ."""
+    return db.session.get_bind().dialect.name
 
 
 def configure_sqlite(engine: Engine) -> None:

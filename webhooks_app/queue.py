@@ -111,9 +111,10 @@ class WebhooksRedisBroker(RedisBroker):
         """
         if not messages:
             return
-        first, *rest = [message.copy(options={"redis_message_id": str(uuid4())}) for message in messages]
-        for message in (first, *rest):
+        enqueued = [message.copy(options={"redis_message_id": str(uuid4())}) for message in messages]
+        for message in enqueued:
             self.emit_before("enqueue", message, None)
+        first, rest = enqueued[0], enqueued[1:]
         pipeline = self.client.pipeline(transaction=True)
         self.scripts["dispatch"](keys=[self.namespace], args=[
             "enqueue", current_millis(), first.queue_name, self.broker_id, self.heartbeat_timeout,
@@ -129,7 +130,6 @@ class WebhooksRedisBroker(RedisBroker):
                           mapping={message.options["redis_message_id"]: message.encode() for message in queued})
             pipeline.rpush(queue_key, *(message.options["redis_message_id"] for message in queued))
         pipeline.execute()
-        enqueued = [first, *rest]
         for message in enqueued:
             self.emit_after("enqueue", message, None)
         for queue_name in {message.queue_name for message in enqueued}:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select
 
+from ..database import dialect_name
 from ..extensions import db
 from ..models import Attempt, Message, MessageStatus, Webhook, utcnow
 
@@ -133,7 +134,7 @@ def hourly_outcomes(webhook_id: int | None, now: datetime | None = None, hours: 
 
 def _hour_of(column):
     """The hour a timestamp falls in: a timestamp on PostgreSQL, 'YYYY-MM-DD HH' text on SQLite."""
-    if db.session.get_bind().dialect.name == "sqlite":
+    if dialect_name() == "sqlite":
         # SQLite stores datetimes as ISO text, so the first 13 characters name the hour.
         return func.substr(column, 1, 13)
     return func.date_trunc("hour", column)

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from .. import PRODUCT_NAME, PRODUCT_VERSION
+from ..database import dialect_name
 from ..extensions import db
 from ..models import Message, MessageStatus, Webhook, utcnow
 from ..secrets_vault import SecretUnreadable, decrypt_secret
@@ -41,7 +42,6 @@ class DeliveryOutcome:
 
     action: str  # sent, retry_scheduled, failed, not_due, deferred
     result: SendResult | None = None
-    endpoint: str | None = None  # for deferred: the host:port whose sends are all taken
 
 
 def total_attempts() -> int:
@@ -80,7 +80,7 @@ def _one_statement_connection():
 
     psycopg sends BEGIN and COMMIT as round trips of their own; a single statement is atomic anyway.
     """
-    if db.session.get_bind().dialect.name == "postgresql" and not db.session().in_transaction():
+    if dialect_name() == "postgresql" and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
@@ -162,7 +162,7 @@ def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, r
         "move_on_next_attempt_at": next_attempt_at, "move_on_failure_reason": failure_reason,
     }
     disable_webhook = status == MessageStatus.FAILED and not claimed.is_test and claimed.webhook_id is not None
-    if db.session.get_bind().dialect.name == "postgresql" and not disable_webhook:
+    if dialect_name() == "postgresql" and not disable_webhook:
         _one_statement_connection()
         db.session.connection().execute(statements.record_attempt_in_one_statement(), {**attempt, **move_on})
     else:
@@ -186,14 +186,13 @@ class PreparedSend:
     attempt_number: int
 
 
-def prepare_send(claimed: ClaimedMessage, webhook_id: int, url: str, secret_encrypted: str,
-                 event_payload: dict) -> PreparedSend:
+def prepare_send(claimed: ClaimedMessage) -> PreparedSend:
     """Build the body and signed headers of the next attempt; messageTime is this send's time."""
-    secret = decrypt_secret(secret_encrypted)
+    secret = decrypt_secret(claimed.secret_encrypted)
     message_time = int(time.time())
-    body = message_body(event_payload, secret, message_time, claimed.message_uuid, webhook_id)
+    body = message_body(claimed.payload, secret, message_time, claimed.message_uuid, claimed.webhook_id)
     headers = delivery_headers(secret, claimed.message_uuid, message_time, body, USER_AGENT)
-    return PreparedSend(claimed.id, claimed.message_uuid, url, body, headers, claimed.attempts_made + 1)
+    return PreparedSend(claimed.id, claimed.message_uuid, claimed.url, body, headers, claimed.attempts_made + 1)
 
 
 def send_prepared(prepared: PreparedSend) -> SendResult:
@@ -227,9 +226,9 @@ def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
     if endpoint_slots and not endpoint_slots.acquire(key, claimed.message_uuid):
         release_claim(claimed.id, requeued=True)
         db.session.commit()
-        return DeliveryOutcome("deferred", endpoint=key)
+        return DeliveryOutcome("deferred")
     try:
-        prepared = prepare_send(claimed, claimed.webhook_id, claimed.url, claimed.secret_encrypted, claimed.payload)
+        prepared = prepare_send(claimed)
     except SecretUnreadable as error:
         if endpoint_slots:
             endpoint_slots.release(key, claimed.message_uuid)

@@ -8,6 +8,7 @@ from sqlalchemy import Integer, String, bindparam, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
+from ..database import dialect_name
 from ..events import EVENTS_BY_NAME
 from ..extensions import db
 from ..models import Event, Message, MessageStatus, Webhook, WebhookSubscription, utcnow
@@ -149,19 +150,15 @@ def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_t
     if not webhook_ids:
         return []
     now = utcnow()
-    if db.session.get_bind().dialect.name == "postgresql":
-        return _create_messages_from_array(event_id, event_type, webhook_ids, is_test, now)
-    rows = [
-        {"message_uuid": str(uuid.uuid4()), "webhook_id": webhook_id, "event_id": event_id, "event_type": event_type,
-         "is_test": is_test, "status": MessageStatus.QUEUED, "attempts_made": 0, "next_attempt_at": now,
-         "enqueued_at": now, "created_at": now, "updated_at": now}
-        for webhook_id in webhook_ids
-    ]
+    shared = {"event_id": event_id, "event_type": event_type, "is_test": is_test, "status": MessageStatus.QUEUED,
+              "attempts_made": 0, "next_attempt_at": now, "enqueued_at": now, "created_at": now, "updated_at": now}
+    if dialect_name() == "postgresql":
+        return _create_messages_from_array(webhook_ids, shared)
+    rows = [{"message_uuid": str(uuid.uuid4()), "webhook_id": webhook_id, **shared} for webhook_id in webhook_ids]
     return list(db.session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
 
 
-def _create_messages_from_array(event_id: int, event_type: str, webhook_ids: list[int], is_test: bool,
-                                now) -> list[int]:
+def _create_messages_from_array(webhook_ids: list[int], shared: dict) -> list[int]:
     """PostgreSQL: INSERT … SELECT over one array of webhook ids, with the UUIDs made by the server.
 
     A thousand-row VALUES list binds eleven thousand parameters; this binds a dozen, which makes a
@@ -169,13 +166,8 @@ def _create_messages_from_array(event_id: int, event_type: str, webhook_ids: lis
     """
     webhook_id_array = bindparam("webhook_ids", webhook_ids, type_=ARRAY(Integer))
     targets = func.unnest(webhook_id_array).table_valued("webhook_id").render_derived(name="targets")
-    rows = select(
-        func.gen_random_uuid().cast(String), targets.c.webhook_id, literal(event_id), literal(event_type),
-        literal(is_test), literal(MessageStatus.QUEUED), literal(0), literal(now), literal(now), literal(now),
-        literal(now),
-    )
-    columns = ["message_uuid", "webhook_id", "event_id", "event_type", "is_test", "status", "attempts_made",
-               "next_attempt_at", "enqueued_at", "created_at", "updated_at"]
+    rows = select(func.gen_random_uuid().cast(String), targets.c.webhook_id, *map(literal, shared.values()))
+    columns = ["message_uuid", "webhook_id", *shared]
     return sorted(db.session.scalars(insert(Message).from_select(columns, rows).returning(Message.id)))
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select
 
+from ..database import dialect_name
 from ..extensions import db
 from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, utcnow
 
@@ -37,7 +38,7 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     if batch_size is None:
-        batch_size = SQLITE_BATCH_SIZE if db.session.get_bind().dialect.name == "sqlite" else BATCH_SIZE
+        batch_size = SQLITE_BATCH_SIZE if dialect_name() == "sqlite" else BATCH_SIZE
     report = PruneReport()
     # The batch is chosen inside each DELETE, so no ids travel to Python and back. Sent and Failed are
     # final states, so both statements of a batch pick the same messages.
@@ -80,7 +81,7 @@ def _delete(statement) -> int:
 
 def _in_batches(report: PruneReport, delete_batch) -> None:
     """Delete a batch and commit; repeat until a batch deletes nothing, timing each batch."""
-    pause = SQLITE_PAUSE_SECONDS if db.session.get_bind().dialect.name == "sqlite" else 0
+    pause = SQLITE_PAUSE_SECONDS if dialect_name() == "sqlite" else 0
     while True:
         started = time.monotonic()
         deleted = delete_batch()
