@@ -4,6 +4,7 @@ import functools
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import certifi
@@ -16,7 +17,10 @@ def _combined_bundle(extra_path: str, extra_mtime: float) -> str:
     digest = hashlib.sha256(contents).hexdigest()[:16]
     target = Path(tempfile.gettempdir()) / f"webhooks-ca-{os.getpid()}-{digest}.pem"
     if not target.exists():
-        target.write_bytes(contents)
+        # Written aside and renamed into place: another thread must never load a half-written bundle.
+        partial = target.with_name(f"{target.name}.{threading.get_ident()}.partial")
+        partial.write_bytes(contents)
+        os.replace(partial, target)
     return str(target)
 
 
