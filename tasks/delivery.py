@@ -1,4 +1,4 @@
-"""Delivery actors: send one message attempt; put due messages back on the queue."""
+"""Delivery actors: send a webhook's due messages as a batch, or one message's attempt; put due messages back."""
 
 import logging
 import random
@@ -8,7 +8,8 @@ from flask import current_app
 
 from webhooks_app.extensions import db
 from webhooks_app.queue import actor
-from webhooks_app.services.delivery import claim_lease_seconds, deliver_message, due_message_ids
+from webhooks_app.services.backlog import backlog_lease_seconds, deliver_backlog
+from webhooks_app.services.delivery import deliver_message, due_message_ids
 from webhooks_app.services.endpoint_slots import EndpointSlots
 
 logger = logging.getLogger(__name__)
@@ -17,6 +18,10 @@ DELIVERY_QUEUE = "deliveries"
 DEFER_MILLISECONDS = 250
 MAX_DEFER_MILLISECONDS = 5000
 SWEEP_BATCH = 1000
+BACKLOG_REQUEST_PREFIX = "webhooks:backlog-requested:"
+# A request outlives its batch's wait in the queue; if it expires first, the worst is a second batch
+# that finds nothing to send.
+BACKLOG_REQUEST_MILLISECONDS = 30_000
 
 
 def endpoint_slots() -> EndpointSlots:
@@ -25,7 +30,7 @@ def endpoint_slots() -> EndpointSlots:
     if slots is None:
         config = current_app.config
         client = current_app.extensions["dramatiq_broker"].client
-        slots = EndpointSlots(client, config["WEBHOOKS_MAX_SENDS_PER_ENDPOINT"], claim_lease_seconds())
+        slots = EndpointSlots(client, config["WEBHOOKS_MAX_SENDS_PER_ENDPOINT"], backlog_lease_seconds())
         current_app.extensions["endpoint_slots"] = slots
     return slots
 
@@ -38,6 +43,43 @@ def deliver(message_id: int, deferrals: int = 0) -> None:
         # The endpoint already has its share of sends in flight: try again later, leaving this
         # thread free for other endpoints.
         deliver.send_with_options(args=(message_id, deferrals + 1), delay=defer_delay_milliseconds(deferrals))
+
+
+@actor(queue_name=DELIVERY_QUEUE, max_retries=0, time_limit=120_000)
+def deliver_webhook_backlog(webhook_id: int, deferrals: int = 0) -> None:
+    """Send a batch of one webhook's due messages; ask for another while some remain."""
+    # Forget the request before claiming: a message committed after this point asks for a new batch.
+    current_app.extensions["dramatiq_broker"].client.delete(backlog_request_key(webhook_id))
+    outcome = deliver_backlog(webhook_id, endpoint_slots())
+    if outcome.deferred:
+        deliver_webhook_backlog.send_with_options(args=(webhook_id, deferrals + 1),
+                                                  delay=defer_delay_milliseconds(deferrals))
+    elif outcome.more:
+        request_backlog_delivery([webhook_id])
+
+
+def backlog_request_key(webhook_id: int) -> str:
+    return f"{BACKLOG_REQUEST_PREFIX}{webhook_id}"
+
+
+def request_backlog_delivery(webhook_ids: list[int]) -> bool:
+    """Enqueue a batch for each webhook that has none waiting in the queue; False (logged) when Redis is down.
+
+    Called after the new messages are committed. A batch already waiting will see them, because it
+    forgets its request before it claims; the sweeper sends whatever a lost request leaves behind.
+    """
+    try:
+        broker = current_app.extensions["dramatiq_broker"]
+        pipeline = broker.client.pipeline(transaction=False)
+        for webhook_id in webhook_ids:
+            pipeline.set(backlog_request_key(webhook_id), 1, nx=True, px=BACKLOG_REQUEST_MILLISECONDS)
+        requested = [webhook_id for webhook_id, new in zip(webhook_ids, pipeline.execute(), strict=True) if new]
+        broker.enqueue_many([deliver_webhook_backlog.message(webhook_id) for webhook_id in requested])
+    except redis.RedisError as error:
+        logger.error("Redis unavailable: messages for %d webhook(s) wait in the database (%s)",
+                     len(webhook_ids), error)
+        return False
+    return True
 
 
 def defer_delay_milliseconds(deferrals: int) -> int:

@@ -5,11 +5,11 @@ from .services.intake import AcceptedEvent, accept_event
 
 
 def emit_event(data: dict) -> AcceptedEvent:
-    """Validate and store an event with its messages, commit, then enqueue them (raises IntakeError)."""
-    from tasks.delivery import enqueue_messages
+    """Validate and store an event with its messages, commit, then ask for their sending (raises IntakeError)."""
+    from tasks.delivery import request_backlog_delivery
 
     accepted = accept_event(data)
     db.session.commit()
-    if accepted.message_ids and not accepted.duplicate:
-        enqueue_messages(accepted.message_ids)
+    if accepted.webhook_ids and not accepted.duplicate:
+        request_backlog_delivery(accepted.webhook_ids)
     return accepted

@@ -120,6 +120,7 @@ class Message(db.Model):
         Index("ix_messages_webhook_created", "webhook_id", "id"),
         Index("ix_messages_event", "event_id"),
         Index("ix_messages_webhook_status_id", "webhook_id", "status", "id"),
+        Index("ix_messages_webhook_status_due", "webhook_id", "status", "next_attempt_at"),
         Index("ix_messages_status_id", "status", "id"),
         Index("ix_messages_webhook_created_status", "webhook_id", "created_at", "status"),
         Index("ix_messages_created", "created_at", "status"),

@@ -66,3 +66,19 @@ def test_disabled_and_unsubscribed_webhooks_get_no_message(app, client, api_toke
     assert delivery.path == "/ok/enabled"
     wait_for(lambda: message_statuses(app) == [MessageStatus.SENT], message="the message to be Sent")
     assert len(receiver.received) == 1
+
+
+def test_a_burst_of_events_reaches_every_webhook_once(app, client, api_token, receiver, delivery_processes):
+    """Thirty events to two webhooks, sent by the worker in batches: sixty deliveries, none twice, all Sent."""
+    add_webhook(app, receiver.url("/ok/first"))
+    add_webhook(app, receiver.url("/ok/second"))
+    for asset_id in range(1, 31):
+        response = client.post("/api/v1/events", json={"type": "asset.create", "assetId": asset_id, "userId": 1},
+                               headers={"Authorization": f"Bearer {api_token}"})
+        assert response.status_code == 202
+    wait_for(lambda: message_statuses(app) == [MessageStatus.SENT] * 60, message="all sixty messages to be Sent")
+    received = receiver.received
+    assert len(received) == 60 and len({delivery.json()["messageId"] for delivery in received}) == 60
+    for path in ("/ok/first", "/ok/second"):
+        assets = sorted(delivery.json()["event"]["assetId"] for delivery in received if delivery.path == path)
+        assert assets == list(range(1, 31))

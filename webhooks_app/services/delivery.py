@@ -131,12 +131,19 @@ def disable_webhook_after_failures(webhook_id: int, number: int, result: SendRes
         logger.warning("webhook %s disabled after %s failed attempts (%s)", webhook_id, number, result.error_kind)
 
 
-def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, result: SendResult) -> str:
-    """Store an attempt and move the message on: Sent, Scheduled retry, or Failed (disabling its webhook).
+@dataclass(frozen=True)
+class AttemptRecord:
+    """The rows one attempt writes: its Attempt row and its message's move to the next status."""
 
-    Returns the message's new status. No reads, and on PostgreSQL one statement (the attempt's INSERT
-    rides along the message's UPDATE): this runs once per delivery.
-    """
+    attempt: dict
+    move_on: dict
+    status: str
+    disables_webhook: bool
+    result: SendResult
+
+
+def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, result: SendResult) -> AttemptRecord:
+    """Decide where an attempt leaves its message: Sent, Scheduled retry, or Failed."""
     now = utcnow()
     next_attempt_at = failure_reason = None
     if result.succeeded:
@@ -161,17 +168,43 @@ def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, r
         "move_on_id": claimed.id, "move_on_status": status, "move_on_attempts_made": number, "move_on_updated_at": now,
         "move_on_next_attempt_at": next_attempt_at, "move_on_failure_reason": failure_reason,
     }
-    disable_webhook = status == MessageStatus.FAILED and not claimed.is_test and claimed.webhook_id is not None
-    if dialect_name() == "postgresql" and not disable_webhook:
+    disables_webhook = status == MessageStatus.FAILED and not claimed.is_test and claimed.webhook_id is not None
+    return AttemptRecord(attempt, move_on, status, disables_webhook, result)
+
+
+def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, result: SendResult) -> str:
+    """Store an attempt and move the message on: Sent, Scheduled retry, or Failed (disabling its webhook).
+
+    Returns the message's new status. No reads, and on PostgreSQL one statement (the attempt's INSERT
+    rides along the message's UPDATE): this runs once per delivery.
+    """
+    record = attempt_record(claimed, number, started_at, result)
+    if dialect_name() == "postgresql" and not record.disables_webhook:
         _one_statement_connection()
-        db.session.connection().execute(statements.record_attempt_in_one_statement(), {**attempt, **move_on})
+        db.session.connection().execute(statements.record_attempt_in_one_statement(),
+                                        {**record.attempt, **record.move_on})
     else:
         connection = db.session.connection()
-        connection.execute(statements.insert_attempt(), attempt)
-        connection.execute(statements.move_on(), move_on)
-        if disable_webhook:
+        connection.execute(statements.insert_attempt(), record.attempt)
+        connection.execute(statements.move_on(), record.move_on)
+        if record.disables_webhook:
             disable_webhook_after_failures(claimed.webhook_id, number, result)
-    return status
+    return record.status
+
+
+def record_attempts(records: list[AttemptRecord]) -> None:
+    """Store several attempts in the caller's transaction, each statement executed once for all of them."""
+    connection = db.session.connection()
+    if dialect_name() == "postgresql":
+        connection.execute(statements.record_attempt_in_one_statement(),
+                           [{**record.attempt, **record.move_on} for record in records])
+    else:
+        connection.execute(statements.insert_attempt(), [record.attempt for record in records])
+        connection.execute(statements.move_on(), [record.move_on for record in records])
+    for record in records:
+        if record.disables_webhook:
+            disable_webhook_after_failures(record.attempt["attempt_webhook_id"],
+                                           record.move_on["move_on_attempts_made"], record.result)
 
 
 @dataclass(frozen=True)

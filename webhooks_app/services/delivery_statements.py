@@ -24,23 +24,50 @@ def _webhook_column(column):
     return select(column).where(webhooks.c.id == messages.c.webhook_id).correlate(messages).scalar_subquery()
 
 
+def _claimable():
+    """Due, pending, and not claimed by a live lease."""
+    return (
+        messages.c.status.in_(MessageStatus.PENDING),
+        messages.c.next_attempt_at <= bindparam("now"),
+        or_(messages.c.claimed_until.is_(None), messages.c.claimed_until < bindparam("now")),
+    )
+
+
+def _claim_returning(statement):
+    payload = select(events.c.payload).where(events.c.id == messages.c.event_id).correlate(messages).scalar_subquery()
+    return statement.values(claimed_until=bindparam("lease_until")).returning(
+        messages.c.id, messages.c.message_uuid, messages.c.webhook_id, messages.c.event_id,
+        messages.c.attempts_made, messages.c.is_test, _webhook_column(webhooks.c.url),
+        _webhook_column(webhooks.c.enabled), _webhook_column(webhooks.c.secret_encrypted), payload,
+    )
+
+
 @functools.cache
 def claim():
     """Take a due, unclaimed (or lease-expired) message and return it with its webhook and event payload."""
-    payload = select(events.c.payload).where(events.c.id == messages.c.event_id).correlate(messages).scalar_subquery()
-    return (
-        update(messages)
-        .where(
-            messages.c.id == bindparam("claim_id"),
-            messages.c.status.in_(MessageStatus.PENDING),
-            messages.c.next_attempt_at <= bindparam("now"),
-            or_(messages.c.claimed_until.is_(None), messages.c.claimed_until < bindparam("now")),
-        )
-        .values(claimed_until=bindparam("lease_until"))
-        .returning(messages.c.id, messages.c.message_uuid, messages.c.webhook_id, messages.c.event_id,
-                   messages.c.attempts_made, messages.c.is_test, _webhook_column(webhooks.c.url),
-                   _webhook_column(webhooks.c.enabled), _webhook_column(webhooks.c.secret_encrypted), payload)
+    return _claim_returning(update(messages).where(messages.c.id == bindparam("claim_id"), *_claimable()))
+
+
+@functools.cache
+def claim_backlog():
+    """Take up to `limit` due, unclaimed messages of one webhook, oldest due first, skipping rows others lock.
+
+    Test messages are left to their own synchronous send.
+    """
+    # A materialized CTE, not `id IN (SELECT … LIMIT n)`: PostgreSQL may run such a subquery again
+    # for each row it updates, each run skipping the rows the last one locked, and claim more than n.
+    batch = (
+        select(messages.c.id.label("batch_id"))
+        .where(messages.c.webhook_id == bindparam("backlog_webhook_id"), messages.c.is_test.is_(False), *_claimable())
+        .order_by(messages.c.next_attempt_at, messages.c.id)
+        .limit(bindparam("backlog_limit"))
+        .with_for_update(skip_locked=True)
+        .cte("backlog_batch")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
+    # The conditions are repeated outside the batch: on PostgreSQL a row re-read after a concurrent
+    # claim's commit must still be claimable.
+    return _claim_returning(update(messages).where(messages.c.id == batch.c.batch_id, *_claimable()))
 
 
 @functools.cache

@@ -51,15 +51,16 @@ class EndpointSlots:
             return True, 0.0
         return False, now - (float(answer) - self.lease_seconds)
 
-    def acquire(self, endpoint: str, holder: str, wait_seconds: float = WAIT_SECONDS) -> bool:
-        """Take a slot, waiting up to `wait_seconds` for a busy (not slow) endpoint to free one."""
+    def acquire(self, endpoint: str, holder: str, wait_seconds: float = WAIT_SECONDS,
+                young_seconds: float = BUSY_NOT_SLOW_SECONDS) -> bool:
+        """Take a slot, waiting up to `wait_seconds` while every holder there is younger than `young_seconds`."""
         deadline = time.monotonic() + wait_seconds
         while True:
             granted, oldest_age = self.try_acquire(endpoint, holder)
             if granted:
                 return True
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or oldest_age > BUSY_NOT_SLOW_SECONDS:
+            if remaining <= 0 or oldest_age > young_seconds:
                 return False
             # Woken by the next release; a stale wake-up token only costs another try.
             self.client.blpop([self.freed_key(endpoint)], timeout=min(max(remaining, 0.01), 0.1))

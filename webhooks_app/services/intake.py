@@ -39,6 +39,7 @@ class AcceptedEvent:
     event_uuid: str
     message_ids: list[int] = field(default_factory=list)
     duplicate: bool = False
+    webhook_ids: list[int] = field(default_factory=list)  # of the new messages
 
 
 def subject_keys(event_type: str) -> tuple[str, ...]:
@@ -198,4 +199,4 @@ def accept_event(data) -> AcceptedEvent:
         if existing is None:
             raise
         return existing
-    return AcceptedEvent(event_uuid, message_ids)
+    return AcceptedEvent(event_uuid, message_ids, webhook_ids=webhook_ids)

@@ -1,0 +1,165 @@
+"""Batch delivery of a webhook's due messages: one claim, the sends in order, one write, one queue entry per webhook."""
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from webhooks_app.extensions import db
+from webhooks_app.models import Attempt, Message, MessageStatus, Webhook, utcnow
+from webhooks_app.services import backlog
+from webhooks_app.services.backlog import claim_backlog, deliver_backlog
+from webhooks_app.services.endpoint_slots import EndpointSlots
+from webhooks_app.services.intake import accept_event
+from webhooks_app.services.webhooks import WebhookFields, create_webhook
+
+
+def add_webhook(url: str) -> int:
+    webhook, _ = create_webhook(WebhookFields("Endpoint", url, ("asset.create",), True))
+    db.session.commit()
+    return webhook.id
+
+
+def owe(count: int) -> list[int]:
+    """`count` committed events, each owed to every subscribed webhook; returns the message ids."""
+    message_ids = []
+    for asset_id in range(1, count + 1):
+        message_ids += accept_event({"type": "asset.create", "assetId": asset_id, "userId": 1}).message_ids
+        db.session.commit()
+    return message_ids
+
+
+def statuses(webhook_id: int) -> list[str]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Message.status).where(Message.webhook_id == webhook_id)
+                                   .order_by(Message.id)))
+
+
+def test_a_batch_sends_every_due_message_of_the_webhook_in_order(app_context, receiver):
+    """Five due messages go out oldest first, each with its own attempt row, and end Sent."""
+    webhook_id = add_webhook(receiver.url("/ok/batch"))
+    owe(5)
+    outcome = deliver_backlog(webhook_id)
+    assert (outcome.sent, outcome.failed, outcome.more) == (5, 0, False)
+    assert [delivery.json()["event"]["assetId"] for delivery in receiver.received] == [1, 2, 3, 4, 5]
+    assert statuses(webhook_id) == [MessageStatus.SENT] * 5
+    attempts = db.session.scalars(select(Attempt).order_by(Attempt.message_id)).all()
+    assert [(attempt.number, attempt.succeeded, attempt.status_code) for attempt in attempts] == [(1, True, 204)] * 5
+
+
+def test_a_batch_leaves_other_webhooks_future_retries_and_test_messages_alone(app_context, receiver):
+    """Only this webhook's due, non-test messages are claimed."""
+    webhook_id = add_webhook(receiver.url("/ok/mine"))
+    other_id = add_webhook(receiver.url("/ok/other"))
+    first, _, second, _ = owe(2)
+    later = utcnow() + timedelta(hours=1)
+    db.session.execute(update(Message).where(Message.id == second)
+                       .values(status=MessageStatus.SCHEDULED_RETRY, next_attempt_at=later))
+    db.session.execute(update(Message).where(Message.id == first).values(is_test=True))
+    db.session.commit()
+    assert deliver_backlog(webhook_id).sent == 0
+    assert receiver.received == []
+    assert statuses(webhook_id) == [MessageStatus.QUEUED, MessageStatus.SCHEDULED_RETRY]
+    assert statuses(other_id) == [MessageStatus.QUEUED, MessageStatus.QUEUED]
+
+
+def test_failures_in_a_batch_are_recorded_one_by_one(app, app_context, receiver):
+    """An endpoint answering 500 gets every message of the batch tried once, each put on the retry ladder."""
+    webhook_id = add_webhook(receiver.url("/status/500"))
+    owe(3)
+    outcome = deliver_backlog(webhook_id)
+    assert (outcome.sent, outcome.failed) == (0, 3)
+    assert statuses(webhook_id) == [MessageStatus.SCHEDULED_RETRY] * 3
+    assert len(receiver.received) == 3
+
+
+def test_a_full_batch_says_more_may_be_due(app_context, receiver):
+    """With a batch of two and three messages owed, the first batch sends two and asks for another."""
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owe(3)
+    assert deliver_backlog(webhook_id, limit=2).more
+    assert statuses(webhook_id) == [MessageStatus.SENT, MessageStatus.SENT, MessageStatus.QUEUED]
+    assert not deliver_backlog(webhook_id, limit=2).more
+    assert statuses(webhook_id) == [MessageStatus.SENT] * 3
+
+
+def test_a_batch_stops_starting_sends_when_its_time_is_up(app_context, receiver, monkeypatch):
+    """Past the batch's time, the claimed messages not yet sent are released for the next batch."""
+    monkeypatch.setattr(backlog, "BATCH_SECONDS", 0)
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owe(3)
+    outcome = deliver_backlog(webhook_id)
+    assert (outcome.sent, outcome.more) == (1, True)
+    db.session.expire_all()
+    claimed = db.session.scalars(select(Message.claimed_until).where(Message.webhook_id == webhook_id)).all()
+    assert claimed == [None, None, None]
+    assert statuses(webhook_id) == [MessageStatus.SENT, MessageStatus.QUEUED, MessageStatus.QUEUED]
+
+
+def test_a_disabled_webhooks_due_messages_fail_unsent(app_context, receiver):
+    """Messages still owed to a webhook disabled since are Failed with the reason, and nothing is sent."""
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owe(2)
+    db.session.execute(update(Webhook).where(Webhook.id == webhook_id).values(enabled=False))
+    db.session.commit()
+    assert deliver_backlog(webhook_id).failed == 2
+    assert receiver.received == []
+    reasons = db.session.scalars(select(Message.failure_reason).where(Message.webhook_id == webhook_id)).all()
+    assert reasons == ["Not sent: its webhook is disabled when the attempt came due."] * 2
+
+
+def test_a_busy_endpoint_defers_the_batch_before_claiming_anything(app_context, receiver, fresh_redis):
+    """With every slot of the endpoint held by a slow send, the batch is deferred and no message is claimed."""
+    slots = EndpointSlots(fresh_redis.client(), limit=1, lease_seconds=30)
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owe(2)
+    endpoint = f"127.0.0.1:{receiver.port}"
+    assert slots.acquire(endpoint, "a slow send elsewhere", wait_seconds=0)
+    fresh_redis.client().zadd(slots.redis_key(endpoint), {"a slow send elsewhere": utcnow().timestamp() + 25})
+    outcome = deliver_backlog(webhook_id, slots)
+    assert outcome.deferred and outcome.sent == 0
+    db.session.expire_all()
+    assert db.session.scalars(select(Message.claimed_until).where(Message.webhook_id == webhook_id)).all() == [None] * 2
+    slots.release(endpoint, "a slow send elsewhere")
+    assert deliver_backlog(webhook_id, slots).sent == 2
+    assert fresh_redis.client().zcard(slots.redis_key(endpoint)) == 0  # the batch gave its slot back
+
+
+def test_concurrent_claims_take_disjoint_messages(app, app_context, receiver):
+    """Two batches claiming at once split the backlog: no message is claimed twice, none is left out."""
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owed = owe(40)
+    start = threading.Barrier(2)
+    claims = []
+
+    def claim():
+        with app.app_context():
+            start.wait()
+            claims.append([message.id for message in claim_backlog(webhook_id, limit=25)])
+            db.session.commit()
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    first, second = claims
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(owed)
+
+
+def test_one_batch_is_queued_per_webhook_until_it_starts(app_context, receiver, fresh_redis):
+    """Messages for a webhook whose batch is still queued add no entry; once the batch starts, new ones do."""
+    from tasks.delivery import deliver_webhook_backlog, request_backlog_delivery
+
+    webhook_id = add_webhook(receiver.url("/ok"))
+    other_id = add_webhook(receiver.url("/ok/other"))
+    owe(2)
+    client = fresh_redis.client()
+    assert request_backlog_delivery([webhook_id, other_id]) and request_backlog_delivery([webhook_id])
+    assert client.llen("dramatiq:deliveries") == 2
+    deliver_webhook_backlog(webhook_id)  # what the worker runs for the first entry
+    assert statuses(webhook_id) == [MessageStatus.SENT] * 2
+    owe(1)
+    assert request_backlog_delivery([webhook_id, other_id])
+    assert client.llen("dramatiq:deliveries") == 3  # only the started batch's webhook got a new entry
