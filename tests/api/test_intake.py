@@ -2,6 +2,7 @@
 
 import io
 import json
+import threading
 import time
 import uuid
 
@@ -323,6 +324,36 @@ def test_the_same_event_id_twice_is_accepted_once(app, client, api_token):
     assert first.status_code == second.status_code == 202
     assert first.get_json() == second.get_json() == {"eventId": EVENT_ID, "messages": 2}
     assert stored_counts(app) == (1, 2)
+
+
+def test_the_same_event_id_sent_twice_at_once_is_stored_once(app, api_token):
+    """Two requests racing with one eventId both get the same 202 answer; one event and its messages are stored."""
+    add_webhook(app, events=("asset.create",))
+    event = {**ASSET_CREATE, "eventId": EVENT_ID}
+    start = threading.Barrier(2)
+    answers = []
+
+    def post():
+        client = app.test_client()
+        start.wait()
+        response = post_event(client, api_token, event)
+        answers.append((response.status_code, response.get_json()))
+
+    racers = [threading.Thread(target=post) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=30)
+    assert answers == [(202, {"eventId": EVENT_ID, "messages": 1})] * 2
+    assert stored_counts(app) == (1, 1)
+
+
+def test_a_refused_event_still_marks_its_token_used(app, client, api_token):
+    """The token's last use is recorded even when the event it carried is refused."""
+    response = post_event(client, api_token, {"type": "asset.create", "userId": 1})
+    assert response.status_code == 422
+    with app.app_context():
+        assert db.session.scalars(select(ApiToken.last_used_at)).one() is not None
 
 
 def test_a_given_event_id_is_kept_and_a_missing_one_is_generated(app, client, api_token):

@@ -31,7 +31,8 @@ def create_event():
     if scheme.lower() != "bearer" or not token.strip() or authenticate_api_token(token.strip()) is None:
         db.session.rollback()
         return error_response(401, "Authorization", "a valid bearer API token is required")
-    db.session.commit()
+    if db.session.dirty:
+        db.session.commit()  # the token's "last used" moved on; otherwise the event's transaction goes on
     if (request.content_length or 0) > MAX_EVENT_BYTES:
         return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
     # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Integer, String, bindparam, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..database import dialect_name
 from ..events import EVENTS_BY_NAME
@@ -138,12 +139,19 @@ def _existing(event_uuid: str) -> AcceptedEvent | None:
     return AcceptedEvent(event_uuid, message_ids, duplicate=True)
 
 
-def store_event(event_uuid: str, event_type: str, payload: dict) -> int:
-    """Insert an event row; returns its id."""
+def store_event(event_uuid: str, event_type: str, payload: dict) -> int | None:
+    """Insert an event row unless its eventId is stored already; returns its id, or None for a repeat.
+
+    `ON CONFLICT DO NOTHING` settles a repeat in the same statement, also against a concurrent request
+    with the same eventId, so a new event costs no look-up first.
+    """
+    insert_for_dialect = postgresql_insert if dialect_name() == "postgresql" else sqlite_insert
     return db.session.execute(
-        insert(Event).values(event_uuid=event_uuid, event_type=event_type, payload=payload, created_at=utcnow())
+        insert_for_dialect(Event)
+        .values(event_uuid=event_uuid, event_type=event_type, payload=payload, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[Event.event_uuid])
         .returning(Event.id)
-    ).scalar_one()
+    ).scalar_one_or_none()
 
 
 def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_test: bool = False) -> list[int]:
@@ -179,24 +187,16 @@ def accept_event(data) -> AcceptedEvent:
     """
     event_type, payload, triggers = validate_event(data)
     event_uuid = payload["eventId"]
-    existing = _existing(event_uuid)
-    if existing is not None:
-        return existing
     if not triggers:
-        return AcceptedEvent(event_uuid)
+        return _existing(event_uuid) or AcceptedEvent(event_uuid)
     webhook_ids = list(db.session.scalars(
         select(Webhook.id)
         .join(WebhookSubscription, WebhookSubscription.webhook_id == Webhook.id)
         .where(WebhookSubscription.event_type == event_type, Webhook.enabled.is_(True))
         .order_by(Webhook.id)
     ))
-    try:
-        with db.session.begin_nested():
-            message_ids = create_messages(store_event(event_uuid, event_type, payload), event_type, webhook_ids)
-    except IntegrityError:
-        # Another request stored the same eventId between our check and our insert.
-        existing = _existing(event_uuid)
-        if existing is None:
-            raise
-        return existing
+    event_id = store_event(event_uuid, event_type, payload)
+    if event_id is None:
+        return _existing(event_uuid)
+    message_ids = create_messages(event_id, event_type, webhook_ids)
     return AcceptedEvent(event_uuid, message_ids, webhook_ids=webhook_ids)
