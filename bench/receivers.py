@@ -107,12 +107,22 @@ http {{
 """
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` different free ports (the kernel may hand the same free port out twice in a row)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 class NginxReceiver:
     """nginx on 127.0.0.1 with TLS, answering 204; started and stopped by the benchmark."""
 
     def __init__(self, tls: Tls, ports: int = 1):
         self.tls = tls
-        self.ports = [free_port() for _ in range(ports)]
+        self.ports = distinct_free_ports(ports)
         self.port = self.ports[0]
         self.directory = tempfile.mkdtemp(prefix="bench-nginx-")
         os.chmod(self.directory, 0o755)
