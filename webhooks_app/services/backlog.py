@@ -27,6 +27,9 @@ BATCH_SIZE = 50
 # A batch stops starting sends after this long, so a slow endpoint's batch holds its claims (and a
 # worker thread) for at most this plus one send's deadline; what is left goes back for the next batch.
 BATCH_SECONDS = 1.0
+# A batch waits this long for a busy endpoint's slot while the batches there are young, instead of
+# stepping aside: the others finish within BATCH_SECONDS, and stepping aside costs a queue round.
+SLOT_WAIT_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ def deliver_backlog(webhook_id: int, endpoint_slots=None, limit: int = BATCH_SIZ
     if url is None:
         return _send_batch(webhook_id, limit)
     key, holder = endpoint_key(url), str(uuid.uuid4())
-    if not endpoint_slots.acquire(key, holder, young_seconds=BATCH_SECONDS + BUSY_NOT_SLOW_SECONDS):
+    if not endpoint_slots.acquire(key, holder, wait_seconds=SLOT_WAIT_SECONDS,
+                                  young_seconds=BATCH_SECONDS + BUSY_NOT_SLOW_SECONDS):
         return BacklogOutcome(deferred=True, more=True)
     try:
         return _send_batch(webhook_id, limit)
