@@ -113,7 +113,7 @@ class Sizes:
     wait_seconds: float  # longest wait for a backlog to drain
 
 
-FULL = Sizes(raw_seconds=10, naive_messages=20_000, pipeline_events=300, fanout_webhooks=1000, fanout_repeats=3,
+FULL = Sizes(raw_seconds=10, naive_messages=20_000, pipeline_events=1500, fanout_webhooks=1000, fanout_repeats=3,
              latency_rate=50, latency_seconds=30, isolation_owed=500, isolation_rate=20, isolation_seconds=20,
              memory_rows=(10_000, 100_000), memory_seconds=20, profile_seconds=10, wait_seconds=240)
 QUICK = Sizes(raw_seconds=3, naive_messages=3_000, pipeline_events=60, fanout_webhooks=200, fanout_repeats=1,

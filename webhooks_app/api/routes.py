@@ -28,11 +28,12 @@ def error_response(status: int, field: str, message: str):
 def create_event():
     """Accept one event and answer 202 with its eventId and how many messages it queued."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip() or authenticate_api_token(token.strip()) is None:
+    use = authenticate_api_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    if use is None:
         db.session.rollback()
         return error_response(401, "Authorization", "a valid bearer API token is required")
-    if db.session.dirty:
-        db.session.commit()  # the token's "last used" moved on; otherwise the event's transaction goes on
+    if use.noted:
+        db.session.commit()  # keep the token's last use even if the event is refused
     if (request.content_length or 0) > MAX_EVENT_BYTES:
         return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
     # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.

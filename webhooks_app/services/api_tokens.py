@@ -1,10 +1,12 @@
 """Bearer tokens for the events API: shown once, stored as SHA-256; callers commit."""
 
+import functools
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from ..extensions import db
 from ..models import ApiToken, utcnow
@@ -49,14 +51,32 @@ def revoke_api_token(token_id: int) -> ApiToken:
     return row
 
 
-def authenticate_api_token(token: str) -> ApiToken | None:
-    """The live token matching this bearer value, or None; notes when it was last used."""
+@dataclass(frozen=True)
+class TokenUse:
+    """A live token presented to the API; `noted` when its last use was written (the caller commits)."""
+
+    token_id: int
+    noted: bool
+
+
+@functools.cache
+def _token_by_hash():
+    # Built once: the intake checks a token on every event.
+    tokens = ApiToken.__table__
+    return select(tokens.c.id, tokens.c.revoked_at, tokens.c.last_used_at).where(
+        tokens.c.token_hash == bindparam("token_hash"))
+
+
+def authenticate_api_token(token: str) -> TokenUse | None:
+    """The live token matching this bearer value, or None; notes when it was last used (once a minute)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    row = db.session.connection().execute(_token_by_hash(), {"token_hash": hash_token(token)}).one_or_none()
     if row is None or row.revoked_at is not None:
         return None
     now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        row.last_used_at = now
-    return row
+    if row.last_used_at is not None and now - row.last_used_at <= LAST_USED_RESOLUTION:
+        return TokenUse(row.id, noted=False)
+    db.session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+                       .execution_options(synchronize_session=False))
+    return TokenUse(row.id, noted=True)
