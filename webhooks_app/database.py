@@ -28,6 +28,15 @@ def dialect_name() -> str:
     return db.session.get_bind().dialect.name
 
 
+def autocommit_single_statement() -> None:
+    """Run the session's next transaction, of one statement, in autocommit on PostgreSQL.
+
+    psycopg sends BEGIN and COMMIT as round trips of their own; a single statement is atomic anyway.
+    """
+    if dialect_name() == "postgresql" and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def configure_sqlite(engine: Engine) -> None:
     """Install WAL, busy timeout and BEGIN IMMEDIATE on every SQLite connection."""
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from ..database import autocommit_single_statement
 from ..extensions import db
 from ..models import Message, MessageStatus, Webhook, utcnow
 from ..secrets_vault import SecretUnreadable
 from . import delivery_statements as statements
 from .delivery import (
     ClaimedMessage,
-    _one_statement_connection,
     attempt_record,
     claim_lease_seconds,
     endpoint_key,
@@ -49,7 +49,7 @@ def backlog_lease_seconds() -> float:
 def claim_backlog(webhook_id: int, limit: int = BATCH_SIZE) -> list[ClaimedMessage]:
     """Claim up to `limit` due messages of a webhook, oldest due first, in one statement."""
     now = utcnow()
-    _one_statement_connection()
+    autocommit_single_statement()
     rows = db.session.connection().execute(statements.claim_backlog(), {
         "backlog_webhook_id": webhook_id, "backlog_limit": limit, "now": now,
         "lease_until": now + timedelta(seconds=backlog_lease_seconds()),
@@ -78,7 +78,7 @@ def fail_claimed(message_ids: list[int], reason: str) -> None:
 
 def webhook_url(webhook_id: int) -> str | None:
     """The webhook's URL, None when it was deleted."""
-    _one_statement_connection()
+    autocommit_single_statement()
     url = db.session.scalar(select(Webhook.url).where(Webhook.id == webhook_id))
     db.session.commit()
     return url

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from .. import PRODUCT_NAME, PRODUCT_VERSION
-from ..database import dialect_name
+from ..database import autocommit_single_statement, dialect_name
 from ..extensions import db
 from ..models import Message, MessageStatus, Webhook, utcnow
 from ..secrets_vault import SecretUnreadable, decrypt_secret
@@ -75,22 +75,13 @@ class ClaimedMessage:
     payload: dict | None
 
 
-def _one_statement_connection():
-    """The session's connection for a transaction of one statement: autocommit on PostgreSQL.
-
-    psycopg sends BEGIN and COMMIT as round trips of their own; a single statement is atomic anyway.
-    """
-    if dialect_name() == "postgresql" and not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-
-
 def claim_message(message_id: int, now: datetime | None = None) -> ClaimedMessage | None:
     """Atomically take a due, unclaimed (or lease-expired) message and read what sending it needs.
 
     One statement: None when the message is not ours to send.
     """
     now = now or utcnow()
-    _one_statement_connection()
+    autocommit_single_statement()
     row = db.session.connection().execute(statements.claim(), {
         "claim_id": message_id, "now": now, "lease_until": now + timedelta(seconds=claim_lease_seconds()),
     }).one_or_none()
@@ -99,7 +90,7 @@ def claim_message(message_id: int, now: datetime | None = None) -> ClaimedMessag
 
 def release_claim(message_id: int, requeued: bool = False) -> None:
     """Give a claimed message back untouched; `requeued` when a queue entry for it is already on its way."""
-    _one_statement_connection()
+    autocommit_single_statement()
     db.session.execute(
         update(Message).where(Message.id == message_id)
         .values(claimed_until=None, enqueued_at=utcnow() if requeued else None)
@@ -180,7 +171,7 @@ def record_attempt(claimed: ClaimedMessage, number: int, started_at: datetime, r
     """
     record = attempt_record(claimed, number, started_at, result)
     if dialect_name() == "postgresql" and not record.disables_webhook:
-        _one_statement_connection()
+        autocommit_single_statement()
         db.session.connection().execute(statements.record_attempt_in_one_statement(),
                                         {**record.attempt, **record.move_on})
     else:
