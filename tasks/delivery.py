@@ -9,7 +9,7 @@ from flask import current_app
 from webhooks_app.extensions import db
 from webhooks_app.queue import actor
 from webhooks_app.services.backlog import backlog_lease_seconds, deliver_backlog
-from webhooks_app.services.delivery import deliver_message, due_message_ids
+from webhooks_app.services.delivery import deliver_message, mark_due_messages
 from webhooks_app.services.endpoint_slots import EndpointSlots
 
 logger = logging.getLogger(__name__)
@@ -100,15 +100,21 @@ def enqueue_messages(message_ids: list[int]) -> bool:
 
 
 def requeue_due_messages() -> int:
-    """Enqueue every message that is due and neither in flight nor waiting in the queue; returns how many."""
+    """Ask again for the sending of every message that is due and neither in flight nor waiting; returns how many.
+
+    A webhook's messages are asked for as one batch; test messages, and those of deleted webhooks,
+    one by one.
+    """
     total = 0
     while True:
-        message_ids = due_message_ids(SWEEP_BATCH, current_app.config["WEBHOOKS_REQUEUE_AFTER_SECONDS"])
+        due = mark_due_messages(SWEEP_BATCH, current_app.config["WEBHOOKS_REQUEUE_AFTER_SECONDS"])
         db.session.commit()
-        if not message_ids:
+        if not due:
             return total
-        if not enqueue_messages(message_ids):
+        webhook_ids = sorted({message.webhook_id for message in due if message.webhook_id and not message.is_test})
+        singles = [message.id for message in due if not message.webhook_id or message.is_test]
+        if not (request_backlog_delivery(webhook_ids) and enqueue_messages(singles)):
             return total
-        total += len(message_ids)
-        if len(message_ids) < SWEEP_BATCH:
+        total += len(due)
+        if len(due) < SWEEP_BATCH:
             return total

@@ -163,3 +163,23 @@ def test_one_batch_is_queued_per_webhook_until_it_starts(app_context, receiver, 
     owe(1)
     assert request_backlog_delivery([webhook_id, other_id])
     assert client.llen("dramatiq:deliveries") == 3  # only the started batch's webhook got a new entry
+
+
+def test_the_sweeper_asks_for_one_batch_per_webhook_and_sends_test_messages_singly(app_context, receiver,
+                                                                                   fresh_redis):
+    """Due messages the queue lost come back as one batch entry per webhook, plus one entry per test message."""
+    import json
+
+    from tasks.delivery import requeue_due_messages
+    from webhooks_app.services.test_messages import create_test_message
+
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owe(3)
+    test_message_id = create_test_message(webhook_id, user_id=1)
+    db.session.execute(update(Message).values(enqueued_at=None))  # as if Redis had lost their entries
+    db.session.commit()
+    assert requeue_due_messages() == 4
+    entries = [json.loads(body) for body in fresh_redis.client().hvals("dramatiq:deliveries.msgs")]
+    assert sorted((entry["actor_name"], entry["args"]) for entry in entries) == [
+        ("deliver", [test_message_id]), ("deliver_webhook_backlog", [webhook_id])]
+    assert requeue_due_messages() == 0  # marked: not asked for again before WEBHOOKS_REQUEUE_AFTER_SECONDS

@@ -272,7 +272,16 @@ def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
     return DeliveryOutcome("failed" if status == MessageStatus.FAILED else "retry_scheduled", result)
 
 
-def due_message_ids(limit: int, requeue_after_seconds: float, now: datetime | None = None) -> list[int]:
+@dataclass(frozen=True)
+class DueMessage:
+    """A message the sweeper found due and marked as enqueued."""
+
+    id: int
+    webhook_id: int | None
+    is_test: bool
+
+
+def mark_due_messages(limit: int, requeue_after_seconds: float, now: datetime | None = None) -> list[DueMessage]:
     """Mark and return messages that are due, not in flight, and not already waiting in the queue."""
     now = now or utcnow()
     stale = now - timedelta(seconds=requeue_after_seconds)
@@ -293,9 +302,9 @@ def due_message_ids(limit: int, requeue_after_seconds: float, now: datetime | No
         update(Message)
         .where(Message.id.in_(candidates), or_(Message.enqueued_at.is_(None), Message.enqueued_at < stale))
         .values(enqueued_at=now)
-        .returning(Message.id)
+        .returning(Message.id, Message.webhook_id, Message.is_test)
         .execution_options(synchronize_session=False)
     )
-    return sorted(marked.scalars())
+    return sorted((DueMessage(*row) for row in marked), key=lambda message: message.id)
 
 
