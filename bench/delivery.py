@@ -975,7 +975,7 @@ def scenario_profile(bench: Bench) -> dict:
         if "error" in info or not path.exists():
             continue
         info["all"] = analyze_collapsed(path)
-        info["in_deliver"] = analyze_collapsed(path, within="deliver_message")
+        info["in_deliver"] = analyze_collapsed(path, within="deliver_backlog")
     summary = [f"{name}: pid {info['pid']} ({info.get('all', {}).get('samples', 0)} samples)"
                for name, info in outputs.items()]
     log(f"profile: {', '.join(summary)}")
@@ -1134,7 +1134,7 @@ def profile_text(bench: Bench) -> str:
         parts.append(f"Profile {title}, worker pid {info['pid']}, {info['all']['samples']} samples ({info['file']})")
         scope = info["in_deliver"] if name == "wall" else info["all"]
         if name == "wall":
-            parts.append(f"  within deliver_message ({scope['samples']} samples), by the function it called:")
+            parts.append(f"  within deliver_backlog ({scope['samples']} samples), by the function it called:")
             parts += [f"    {pct:5.1f}%  {frame}" for frame, pct in scope.get("children_pct", [])[:12]]
         parts.append("  top inclusive:")
         parts += [f"    {pct:5.1f}%  {frame}" for frame, pct in scope["inclusive_pct"][:20]]
