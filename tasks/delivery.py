@@ -50,12 +50,26 @@ def deliver_webhook_backlog(webhook_id: int, deferrals: int = 0) -> None:
     """Send a batch of one webhook's due messages; ask for another while some remain."""
     # Forget the request before claiming: a message committed after this point asks for a new batch.
     current_app.extensions["dramatiq_broker"].client.delete(backlog_request_key(webhook_id))
-    outcome = deliver_backlog(webhook_id, endpoint_slots())
+    # A full batch asks for the next one before sending, so a long backlog is worked on by several
+    # batches at once, as many as the endpoint's send slots admit.
+    outcome = deliver_backlog(webhook_id, endpoint_slots(),
+                              on_full_batch=lambda: request_backlog_delivery([webhook_id]))
     if outcome.deferred:
-        deliver_webhook_backlog.send_with_options(args=(webhook_id, deferrals + 1),
-                                                  delay=defer_delay_milliseconds(deferrals))
+        defer_backlog_delivery(webhook_id, deferrals)
     elif outcome.more:
         request_backlog_delivery([webhook_id])
+
+
+def defer_backlog_delivery(webhook_id: int, deferrals: int) -> None:
+    """Ask for the webhook's batch again after a backoff, unless a batch is already on its way for it.
+
+    The request key is held through the delay, so a webhook whose endpoint is full has at most one
+    batch waiting, however many events arrive meanwhile.
+    """
+    delay = defer_delay_milliseconds(deferrals)
+    client = current_app.extensions["dramatiq_broker"].client
+    if client.set(backlog_request_key(webhook_id), 1, nx=True, px=delay + BACKLOG_REQUEST_MILLISECONDS):
+        deliver_webhook_backlog.send_with_options(args=(webhook_id, deferrals + 1), delay=delay)
 
 
 def backlog_request_key(webhook_id: int) -> str:

@@ -1,6 +1,7 @@
 """Batch delivery of a webhook's due messages: one claim, the sends in order, one write, one queue entry per webhook."""
 
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -115,7 +116,7 @@ def test_a_busy_endpoint_defers_the_batch_before_claiming_anything(app_context, 
     owe(2)
     endpoint = f"127.0.0.1:{receiver.port}"
     assert slots.acquire(endpoint, "a slow send elsewhere", wait_seconds=0)
-    fresh_redis.client().zadd(slots.redis_key(endpoint), {"a slow send elsewhere": utcnow().timestamp() + 25})
+    fresh_redis.client().zadd(slots.redis_key(endpoint), {"a slow send elsewhere": time.time() + 25})
     outcome = deliver_backlog(webhook_id, slots)
     assert outcome.deferred and outcome.sent == 0
     db.session.expire_all()
@@ -183,3 +184,40 @@ def test_the_sweeper_asks_for_one_batch_per_webhook_and_sends_test_messages_sing
     assert sorted((entry["actor_name"], entry["args"]) for entry in entries) == [
         ("deliver", [test_message_id]), ("deliver_webhook_backlog", [webhook_id])]
     assert requeue_due_messages() == 0  # marked: not asked for again before WEBHOOKS_REQUEUE_AFTER_SECONDS
+
+
+def test_a_full_batch_asks_for_the_next_one_before_it_sends(app_context, receiver):
+    """With more owed than one batch holds, the next batch is asked for before the first send goes out."""
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owe(3)
+    sends_when_asked = []
+    deliver_backlog(webhook_id, limit=2, on_full_batch=lambda: sends_when_asked.append(len(receiver.received)))
+    assert sends_when_asked == [0]
+    deliver_backlog(webhook_id, limit=2, on_full_batch=lambda: sends_when_asked.append(len(receiver.received)))
+    assert sends_when_asked == [0]  # the last message alone is not a full batch
+
+
+def test_a_deferred_webhook_has_one_batch_waiting_however_often_it_is_deferred(app_context, receiver, fresh_redis):
+    """Batches deferred by a full endpoint, and events arriving meanwhile, leave one delayed entry per webhook."""
+    from tasks.delivery import (
+        defer_backlog_delivery,
+        deliver_webhook_backlog,
+        endpoint_slots,
+        request_backlog_delivery,
+    )
+
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owe(2)
+    slots = endpoint_slots()
+    endpoint = f"127.0.0.1:{receiver.port}"
+    assert slots.lease_seconds > 1.5
+    for holder in range(slots.limit):  # every slot held by a batch that started 1.5 s ago: not young
+        fresh_redis.client().zadd(slots.redis_key(endpoint),
+                                  {f"slow batch {holder}": time.time() + slots.lease_seconds - 1.5})
+    deliver_webhook_backlog(webhook_id)  # finds the endpoint full: steps aside with a delay
+    client = fresh_redis.client()
+    defer_backlog_delivery(webhook_id, 0)  # another of its batches, already running, steps aside too
+    assert request_backlog_delivery([webhook_id])  # and an event arrives
+    assert client.llen("dramatiq:deliveries") == 0
+    assert client.hlen("dramatiq:deliveries.DQ.msgs") == 1
+    assert statuses(webhook_id) == [MessageStatus.QUEUED] * 2

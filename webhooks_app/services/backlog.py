@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -84,30 +85,34 @@ def webhook_url(webhook_id: int) -> str | None:
     return url
 
 
-def deliver_backlog(webhook_id: int, endpoint_slots=None, limit: int = BATCH_SIZE) -> BacklogOutcome:
+def deliver_backlog(webhook_id: int, endpoint_slots=None, limit: int = BATCH_SIZE,
+                    on_full_batch: Callable[[], object] | None = None) -> BacklogOutcome:
     """Send a webhook's due messages in order, holding one endpoint slot; commits as it goes.
 
     The slot is taken before anything is claimed: a busy endpoint defers the batch at the cost of
-    one read, not of claiming and releasing its messages.
+    one read, not of claiming and releasing its messages. `on_full_batch` runs after a claim that
+    took `limit` messages, before the sends.
     """
     url = webhook_url(webhook_id) if endpoint_slots else None
     if url is None:
-        return _send_batch(webhook_id, limit)
+        return _send_batch(webhook_id, limit, on_full_batch)
     key, holder = endpoint_key(url), str(uuid.uuid4())
     if not endpoint_slots.acquire(key, holder, wait_seconds=SLOT_WAIT_SECONDS,
                                   young_seconds=BATCH_SECONDS + BUSY_NOT_SLOW_SECONDS):
         return BacklogOutcome(deferred=True, more=True)
     try:
-        return _send_batch(webhook_id, limit)
+        return _send_batch(webhook_id, limit, on_full_batch)
     finally:
         endpoint_slots.release(key, holder)
 
 
-def _send_batch(webhook_id: int, limit: int) -> BacklogOutcome:
+def _send_batch(webhook_id: int, limit: int, on_full_batch) -> BacklogOutcome:
     claimed = claim_backlog(webhook_id, limit)
     db.session.commit()  # never hold a transaction (or SQLite's write lock) across the network calls
     if not claimed:
         return BacklogOutcome()
+    if on_full_batch and len(claimed) == limit:
+        on_full_batch()
     ids = [message.id for message in claimed]
     first = claimed[0]
     if first.url is None or not first.enabled:
