@@ -209,9 +209,8 @@ def trickling_server(certificates):
 
 
 def delivery_environment(redis_url: str, certificates, **overrides) -> dict[str, str]:
-    return project_environment(
-        database_url(), redis_url, **TEST_DELIVERY_SETTINGS, WEBHOOKS_CA_BUNDLE=certificates.ca_path, **overrides
-    )
+    settings = {**TEST_DELIVERY_SETTINGS, "WEBHOOKS_CA_BUNDLE": certificates.ca_path, **overrides}
+    return project_environment(database_url(), redis_url, **settings)
 
 
 class DeliveryProcesses:

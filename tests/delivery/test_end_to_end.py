@@ -1,6 +1,7 @@
 """Events in through the API, messages out through a real worker to a real HTTPS receiver."""
 
 import base64
+import itertools
 
 from conftest import wait_for
 from sqlalchemy import select
@@ -82,3 +83,31 @@ def test_a_burst_of_events_reaches_every_webhook_once(app, client, api_token, re
     for path in ("/ok/first", "/ok/second"):
         assets = sorted(delivery.json()["event"]["assetId"] for delivery in received if delivery.path == path)
         assert assets == list(range(1, 31))
+
+
+def test_a_long_backlog_at_a_slow_endpoint_is_sent_by_several_batches_at_once(app, receiver, fresh_redis,
+                                                                              certificates):
+    """One request for 120 owed messages: each full batch asks for the next, so sends to the endpoint overlap."""
+    from conftest import DeliveryProcesses, delivery_environment
+
+    from tasks.delivery import request_backlog_delivery
+    from webhooks_app.services.intake import accept_event
+
+    webhook_id, _ = add_webhook(app, receiver.url("/slow/0.05"))
+    with app.app_context():
+        for asset_id in range(1, 121):
+            accept_event({"type": "asset.create", "assetId": asset_id, "userId": 1})
+        db.session.commit()
+        assert request_backlog_delivery([webhook_id])
+    # No sweeper re-requests during the test: any overlap comes from the batches themselves.
+    processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates,
+                                                       WEBHOOKS_REQUEUE_AFTER_SECONDS="600"))
+    try:
+        wait_for(lambda: message_statuses(app) == [MessageStatus.SENT] * 120, timeout=60,
+                 message="all 120 messages to be Sent")
+    finally:
+        processes.stop()
+    # The receiver holds each request at least 0.05 s: a request arriving sooner after another overlaps it.
+    arrivals = sorted(delivery.at for delivery in receiver.received)
+    overlapping = sum(later - earlier < 0.05 for earlier, later in itertools.pairwise(arrivals))
+    assert len(arrivals) == 120 and overlapping >= 10
