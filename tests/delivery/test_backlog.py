@@ -4,6 +4,7 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from webhooks_app.extensions import db
@@ -221,3 +222,24 @@ def test_a_deferred_webhook_has_one_batch_waiting_however_often_it_is_deferred(a
     assert client.llen("dramatiq:deliveries") == 0
     assert client.hlen("dramatiq:deliveries.DQ.msgs") == 1
     assert statuses(webhook_id) == [MessageStatus.QUEUED] * 2
+
+
+def test_a_send_that_raises_mid_batch_keeps_the_attempts_already_made(app_context, receiver, monkeypatch):
+    """If the third send raises, the first two stay Sent with their attempts and the rest are given back."""
+    webhook_id = add_webhook(receiver.url("/ok"))
+    owe(4)
+    real_send = backlog.send_prepared
+    calls = []
+
+    def send_then_break(prepared):
+        calls.append(prepared.message_id)
+        if len(calls) == 3:
+            raise RuntimeError("a bug in the send path")
+        return real_send(prepared)
+
+    monkeypatch.setattr(backlog, "send_prepared", send_then_break)
+    with pytest.raises(RuntimeError):
+        deliver_backlog(webhook_id)
+    assert statuses(webhook_id) == [MessageStatus.SENT] * 2 + [MessageStatus.QUEUED] * 2
+    assert db.session.scalars(select(Message.claimed_until).where(Message.webhook_id == webhook_id)).all() == [None] * 4
+    assert len(db.session.scalars(select(Attempt)).all()) == 2

@@ -121,6 +121,7 @@ def _send_batch(webhook_id: int, limit: int, on_full_batch) -> BacklogOutcome:
         db.session.commit()
         return BacklogOutcome(failed=len(ids), more=len(ids) == limit)
     records = []
+    failed_unsent = False
     stop_after = time.monotonic() + BATCH_SECONDS
     try:
         for message in claimed:
@@ -132,13 +133,16 @@ def _send_batch(webhook_id: int, limit: int, on_full_batch) -> BacklogOutcome:
             records.append(attempt_record(message, prepared.attempt_number, started_at, result))
     except SecretUnreadable as error:
         fail_claimed(ids[len(records):], f"Not sent: {error}.")
-        unsent = []
-    else:
-        unsent = ids[len(records):]
-    if records:
-        record_attempts(records)
-    release_claims(unsent)
-    db.session.commit()
+        failed_unsent = True
+    finally:
+        # Also when a send raised something unexpected: the attempts already made are recorded, so
+        # their messages do not go out a second time once the claims expire.
+        if records:
+            record_attempts(records)
+        if not failed_unsent:
+            release_claims(ids[len(records):])
+        db.session.commit()
+    unsent = [] if failed_unsent else ids[len(records):]
     sent = sum(record.result.succeeded for record in records)
     failed = len(ids) - len(unsent) - sent
     return BacklogOutcome(sent=sent, failed=failed, more=len(ids) == limit or bool(unsent))
