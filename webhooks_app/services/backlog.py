@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from ..database import autocommit_single_statement
 from ..extensions import db
-from ..models import Message, MessageStatus, Webhook, utcnow
+from ..models import Message, Webhook, utcnow
 from ..secrets_vault import SecretUnreadable
 from . import delivery_statements as statements
 from .delivery import (
@@ -18,9 +18,11 @@ from .delivery import (
     attempt_record,
     claim_lease_seconds,
     endpoint_key,
+    fail_messages,
     prepare_send,
     record_attempts,
     send_prepared,
+    unsendable_reason,
 )
 from .endpoint_slots import BUSY_NOT_SLOW_SECONDS
 
@@ -67,16 +69,6 @@ def release_claims(message_ids: list[int]) -> None:
         )
 
 
-def fail_claimed(message_ids: list[int], reason: str) -> None:
-    """End claimed messages as Failed without sending them."""
-    db.session.execute(
-        update(Message).where(Message.id.in_(message_ids))
-        .values(status=MessageStatus.FAILED, failure_reason=reason, claimed_until=None, next_attempt_at=None,
-                updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-
-
 def webhook_url(webhook_id: int) -> str | None:
     """The webhook's URL, None when it was deleted."""
     autocommit_single_statement()
@@ -114,10 +106,9 @@ def _send_batch(webhook_id: int, limit: int, on_full_batch) -> BacklogOutcome:
     if on_full_batch and len(claimed) == limit:
         on_full_batch()
     ids = [message.id for message in claimed]
-    first = claimed[0]
-    if first.url is None or not first.enabled:
-        why = "its webhook was deleted" if first.url is None else "its webhook is disabled"
-        fail_claimed(ids, f"Not sent: {why} when the attempt came due.")
+    reason = unsendable_reason(claimed[0])
+    if reason:
+        fail_messages(ids, reason)
         db.session.commit()
         return BacklogOutcome(failed=len(ids), more=len(ids) == limit)
     records = []
@@ -132,7 +123,7 @@ def _send_batch(webhook_id: int, limit: int, on_full_batch) -> BacklogOutcome:
             result = send_prepared(prepared)
             records.append(attempt_record(message, prepared.attempt_number, started_at, result))
     except SecretUnreadable as error:
-        fail_claimed(ids[len(records):], f"Not sent: {error}.")
+        fail_messages(ids[len(records):], f"Not sent: {error}.")
         failed_unsent = True
     finally:
         # Also when a send raised something unexpected: the attempts already made are recorded, so

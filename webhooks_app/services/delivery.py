@@ -98,14 +98,22 @@ def release_claim(message_id: int, requeued: bool = False) -> None:
     )
 
 
-def fail_message(message_id: int, reason: str) -> None:
-    """End a message as Failed; it is never sent again."""
+def fail_messages(message_ids: list[int], reason: str) -> None:
+    """End messages as Failed without sending them; they are never sent again."""
     db.session.execute(
-        update(Message).where(Message.id == message_id)
+        update(Message).where(Message.id.in_(message_ids))
         .values(status=MessageStatus.FAILED, failure_reason=reason, claimed_until=None, next_attempt_at=None,
                 updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def unsendable_reason(claimed: ClaimedMessage) -> str | None:
+    """Why a claimed message may not be sent at all (its webhook deleted or disabled), or None."""
+    if claimed.url is not None and claimed.enabled:
+        return None
+    why = "its webhook was deleted" if claimed.url is None else "its webhook is disabled"
+    return f"Not sent: {why} when the attempt came due."
 
 
 def disable_webhook_after_failures(webhook_id: int, number: int, result: SendResult) -> None:
@@ -241,9 +249,9 @@ def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
     db.session.commit()  # never hold a transaction (or SQLite's write lock) across the network call
     if claimed is None:
         return DeliveryOutcome("not_due")
-    if claimed.url is None or not claimed.enabled:
-        why = "its webhook was deleted" if claimed.url is None else "its webhook is disabled"
-        fail_message(claimed.id, f"Not sent: {why} when the attempt came due.")
+    reason = unsendable_reason(claimed)
+    if reason:
+        fail_messages([claimed.id], reason)
         db.session.commit()
         return DeliveryOutcome("failed")
     key = endpoint_key(claimed.url)
@@ -256,7 +264,7 @@ def deliver_message(message_id: int, endpoint_slots=None) -> DeliveryOutcome:
     except SecretUnreadable as error:
         if endpoint_slots:
             endpoint_slots.release(key, claimed.message_uuid)
-        fail_message(claimed.id, f"Not sent: {error}.")
+        fail_messages([claimed.id], f"Not sent: {error}.")
         db.session.commit()
         return DeliveryOutcome("failed")
     started_at = utcnow()
