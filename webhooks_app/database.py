@@ -1,13 +1,19 @@
 """Engine tuning: SQLite in WAL mode whose writers take the write lock when they begin; pings of idle connections."""
 
+import logging
 import sqlite3
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import has_request_context, request
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 from .extensions import db
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -80,3 +86,25 @@ def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_
         except engine.dialect.loaded_dbapi.Error as error:
             # The pool discards this connection and checks out (or opens) another.
             raise exc.DisconnectionError(f"idle database connection is gone: {error}") from error
+
+
+def is_disconnect(error: BaseException) -> bool:
+    """True when a database error means the connection died (server restart, terminated backend)."""
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+def retry_once_on_disconnect(work: Callable[[], T], what: str = "database work") -> T:
+    """Run `work`; if its connection turns out dead, roll back and run it once more on a fresh connection.
+
+    SQLAlchemy invalidates the pool on a disconnect, so the second run checks out a new connection.
+    `work` must be safe to run again after a rollback (it starts its own transaction).
+    """
+    try:
+        return work()
+    except exc.DBAPIError as error:
+        if not is_disconnect(error):
+            raise
+        db.session.rollback()
+        logger.warning("%s: the database connection was lost (%s); retrying once on a new connection",
+                       what, type(error.orig).__name__)
+        return work()
