@@ -2,7 +2,7 @@
 
 import pytest
 
-from webhooks_app.services.addresses import forbidden_reason
+from webhooks_app.services.addresses import FORBIDDEN_NETWORKS, forbidden_reason
 from webhooks_app.services.transport import post_json
 
 FORBIDDEN_ADDRESSES = [
@@ -16,6 +16,31 @@ FORBIDDEN_ADDRESSES = [
 def test_non_public_addresses_are_forbidden(address):
     """Every non-globally-routable address is refused, IPv4-mapped IPv6 unwrapped first."""
     assert forbidden_reason(address) is not None
+
+
+@pytest.mark.parametrize(("network", "kind"), FORBIDDEN_NETWORKS, ids=[str(row[0]) for row in FORBIDDEN_NETWORKS])
+def test_every_row_of_the_forbidden_table_is_refused(network, kind):
+    """The first, a middle and the last address of each forbidden network are refused with that row's reason."""
+    earlier = [row for row, _ in FORBIDDEN_NETWORKS[:FORBIDDEN_NETWORKS.index((network, kind))]]
+    samples = {network[0], network[network.num_addresses // 2], network[-1]}
+    for ip in [ip for ip in samples if not any(ip.version == e.version and ip in e for e in earlier)]:
+        assert forbidden_reason(str(ip)) == f"{ip} is in {network} ({kind})"
+        if ip.version == 4:
+            assert forbidden_reason(f"::ffff:{ip}") == f"{ip} is in {network} ({kind})", "IPv4-mapped form"
+
+
+@pytest.mark.parametrize("address", ["fec0::1", "192.88.99.1", "3fff::1", "5f00::1", "2001:4:112::1"])
+def test_deprecated_and_documentation_ranges_that_ipaddress_calls_global_are_refused(address):
+    """Site-local fec0::/10, the 6to4 relay 192.88.99.0/24 and documentation 3fff::/20 are not public targets."""
+    assert forbidden_reason(address) is not None
+
+
+def test_no_row_of_the_table_is_hidden_by_an_earlier_wider_row():
+    """Narrower networks come first, so every row's reason can be given."""
+    for index, (network, _) in enumerate(FORBIDDEN_NETWORKS):
+        for earlier, _ in FORBIDDEN_NETWORKS[:index]:
+            assert not (network.version == earlier.version and network.subnet_of(earlier)), \
+                f"{network} is hidden by {earlier}"
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:93.184.216.34"])

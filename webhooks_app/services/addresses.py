@@ -2,22 +2,43 @@
 
 import ipaddress
 
-# Ranges refused even where the ipaddress module calls them global or does not flag them.
-EXTRA_FORBIDDEN_NETWORKS = tuple(
-    ipaddress.ip_network(network)
-    for network in (
-        "0.0.0.0/8",  # "this network"
-        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
-        "192.0.0.0/24",  # IETF protocol assignments
-        "198.18.0.0/15",  # benchmarking
-        "224.0.0.0/4",  # multicast (224.0.0.1 reports is_global)
-        "240.0.0.0/4",  # reserved
-        "::/96",  # IPv4-compatible IPv6 (deprecated)
-        "64:ff9b::/96",  # NAT64
-        "64:ff9b:1::/48",  # local-use NAT64
-        "2002::/16",  # 6to4
-        "2001::/32",  # Teredo
-        "ff00::/8",  # IPv6 multicast
+# Every network a delivery may never reach, with why: the IANA special-purpose registries (IPv4 and IPv6)
+# and the deprecated ranges the ipaddress module still calls global. One row, one test; a narrower row
+# comes before a wider one so that its reason is the one given.
+FORBIDDEN_NETWORKS = tuple(
+    (ipaddress.ip_network(network), kind)
+    for network, kind in (
+        ("0.0.0.0/8", "“this network”"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "IETF protocol assignment"),
+        ("192.0.2.0/24", "documentation"),
+        ("192.88.99.0/24", "6to4 relay anycast (deprecated)"),
+        ("192.168.0.0/16", "private"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("224.0.0.0/4", "multicast"),
+        ("255.255.255.255/32", "broadcast"),
+        ("240.0.0.0/4", "reserved"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("::/96", "IPv4-compatible (deprecated)"),
+        ("64:ff9b::/96", "NAT64"),
+        ("64:ff9b:1::/48", "local-use NAT64"),
+        ("100::/64", "discard-only"),
+        ("2001::/23", "IETF protocol assignment (Teredo, benchmarking, ORCHID)"),
+        ("2001:db8::/32", "documentation"),
+        ("2002::/16", "6to4"),
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "segment-routing (SRv6)"),
+        ("fc00::/7", "unique-local (private)"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local (deprecated)"),
+        ("ff00::/8", "multicast"),
     )
 )
 
@@ -27,20 +48,9 @@ def forbidden_reason(address: str) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    checks = (
-        (ip.is_unspecified, "unspecified"),
-        (ip.is_loopback, "loopback"),
-        (ip.is_link_local, "link-local"),
-        (ip.is_multicast, "multicast"),
-        (ip.is_private, "private"),
-        (ip.is_reserved, "reserved"),
-    )
-    for flagged, kind in checks:
-        if flagged:
-            return f"{ip} is a {kind} address"
-    for network in EXTRA_FORBIDDEN_NETWORKS:
+    for network, kind in FORBIDDEN_NETWORKS:
         if ip.version == network.version and ip in network:
-            return f"{ip} is in the non-public range {network}"
+            return f"{ip} is in {network} ({kind})"
     if not ip.is_global:
         return f"{ip} is not a globally routable address"
     return None
