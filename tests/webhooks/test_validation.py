@@ -23,6 +23,16 @@ BAD_INPUTS = [
     ("bad port", {"url": "https://hooks.example.com:99999/"}, "cannot be read"),
     ("3000-character URL", {"url": "https://hooks.example.com/" + "a" * 2974}, "3,000 characters long"),
     ("empty URL", {"url": ""}, "Enter the endpoint URL."),
+    ("label over 63", {"url": "https://" + "a" * 64 + ".example/"}, "is 64 characters long; each part between dots"),
+    ("empty label", {"url": "https://a..example/"}, "has an empty part between dots"),
+    ("leading dot", {"url": "https://.example/"}, "has an empty part between dots"),
+    ("name over 253", {"url": "https://" + ".".join(["a" * 60] * 5) + "/"}, "the limit is 253"),
+    ("underscore in host", {"url": "https://hooks_1.example.com/"}, "host names use letters, digits and hyphens"),
+    ("percent in host", {"url": "https://b%C3%BCcher.example/"}, "host names use letters, digits and hyphens"),
+    ("hyphen at label end", {"url": "https://hooks-.example.com/"}, "starts or ends with a hyphen"),
+    ("bad punycode", {"url": "https://xn--a.example/"}, "is not a valid internationalized name"),
+    ("credentials", {"url": "https://alice:pw@hooks.example.com/"}, "may not carry credentials"),
+    ("user only", {"url": "https://alice@hooks.example.com/"}, "may not carry credentials"),
     ("empty name", {"name": "   "}, "Enter a name for the webhook."),
     ("long name", {"name": "n" * 256}, "at most 255 characters"),
     ("no events", {"events": []}, "Select at least one event."),
@@ -83,7 +93,10 @@ def test_htmx_request_with_csrf_header_is_accepted_and_without_it_refused(app, a
         "https://hooks.example.com/netx",
         "HTTPS://hooks.example.com:8443/a%20b?x=1&y=%E2%9C%93#frag",
         "https://[2001:db8::1]/hook",
-        "https://user:pa%24s@hooks.example.com/",
+        "https://xn--bcher-kva.example/",
+        "https://example.com./",
+        "https://" + "a" * 63 + ".example/",
+        "https://127.0.0.1:8443/x",
         "https://hooks.example.com/" + "a" * (2048 - 26),
     ],
 )
@@ -105,3 +118,4 @@ def test_name_with_markup_is_stored_as_typed_and_shown_escaped(app, admin_client
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
     with app.app_context():
         assert db.session.scalar(select(Webhook.name)) == name
+
