@@ -272,3 +272,14 @@ def test_a_secret_unreadable_after_a_key_change_fails_the_message_unsent(app, ap
     assert outcome.action == "failed"
     assert "cannot be decrypted" in db.session.get(Message, second).failure_reason
     assert len(receiver.received) == 1
+
+
+def test_an_extra_ca_is_trusted_without_writing_any_file(app, app_context, receiver):
+    """WEBHOOKS_CA_BUNDLE is loaded into the TLS context directly: a delivery leaves no CA file in the temp folder."""
+    import glob
+    import os
+    import tempfile
+
+    assert app.config["WEBHOOKS_CA_BUNDLE"]
+    assert deliver_message(owed_message(receiver.url("/ok"))).action == "sent"
+    assert glob.glob(os.path.join(tempfile.gettempdir(), f"webhooks-ca-{os.getpid()}-*")) == []

@@ -15,7 +15,6 @@ from ..extensions import db
 from ..models import Message, MessageStatus, Webhook, utcnow
 from ..secrets_vault import SecretUnreadable, decrypt_secret
 from . import delivery_statements as statements
-from .certificates import verify_setting
 from .signing import delivery_headers, message_body
 from .transport import SendResult, post_json
 
@@ -234,7 +233,7 @@ def send_prepared(prepared: PreparedSend) -> SendResult:
         prepared.url, prepared.body, prepared.headers,
         timeout=config["WEBHOOKS_TIMEOUT_SECONDS"],
         allow_private=config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"],
-        verify=verify_setting(config["WEBHOOKS_CA_BUNDLE"]),
+        verify=config["WEBHOOKS_CA_BUNDLE"] or True,
     )
 
 

@@ -189,15 +189,25 @@ class GuardedHTTPConnectionPool(WatchedPoolMixin, HTTPConnectionPool):
 
 
 @functools.lru_cache(maxsize=8)
-def verifying_context(ca_bundle: str) -> ssl.SSLContext:
-    """One TLS client context per CA bundle, shared by every new connection of the process.
+def verifying_context(extra_ca_path: str | None, extra_ca_mtime: float | None = None) -> ssl.SSLContext:
+    """One TLS client context per extra CA file (and its modification time), shared by every new connection.
 
-    Left to requests, each new connection builds a context and parses the whole CA bundle again,
+    It trusts certifi's public CAs plus the extra file, loaded straight into the context: nothing is written to
+    disk. Left to requests, each new connection would build a context and parse the whole CA bundle again,
     which costs more CPU than many sends on a kept-alive connection.
     """
     context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-    context.load_verify_locations(cafile=ca_bundle)
+    context.load_verify_locations(cafile=certifi.where())
+    if extra_ca_path:
+        context.load_verify_locations(cafile=extra_ca_path)
     return context
+
+
+def context_for(verify: str | bool) -> ssl.SSLContext:
+    """The shared context for a `verify` setting: True (public CAs) or the path of an extra CA file."""
+    if isinstance(verify, str):
+        return verifying_context(verify, os.path.getmtime(verify))
+    return verifying_context(None)
 
 
 class GuardedAdapter(HTTPAdapter):
@@ -213,14 +223,14 @@ class GuardedAdapter(HTTPAdapter):
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
         if verify:
-            bundle = pool_kwargs.pop("ca_certs", None) or certifi.where()
+            pool_kwargs.pop("ca_certs", None)
             pool_kwargs.pop("ca_cert_dir", None)
-            pool_kwargs["ssl_context"] = verifying_context(bundle)
+            pool_kwargs["ssl_context"] = context_for(verify)
         return host_params, pool_kwargs
 
     def cert_verify(self, conn, url, verify, cert):
         super().cert_verify(conn, url, verify, cert)
-        # The pool's ssl_context already trusts the bundle; a path here would be parsed per connection.
+        # The pool's ssl_context already trusts the CAs; a path here would be parsed per connection.
         conn.ca_certs = conn.ca_cert_dir = None
 
 
