@@ -2,15 +2,18 @@
 
 import logging
 import random
+from datetime import datetime
 
 import redis
 from flask import current_app
 
 from webhooks_app.extensions import db
+from webhooks_app.models import utcnow
 from webhooks_app.queue import actor
-from webhooks_app.services.backlog import backlog_lease_seconds, deliver_backlog
-from webhooks_app.services.delivery import deliver_message, mark_due_messages
-from webhooks_app.services.endpoint_slots import EndpointSlots
+from webhooks_app.services.attempts import Outcome
+from webhooks_app.services.claims import backlog_lease_seconds, mark_due_messages
+from webhooks_app.services.delivery import deliver_backlog, deliver_message
+from webhooks_app.services.endpoint_slots import SendSlots
 
 logger = logging.getLogger(__name__)
 
@@ -24,22 +27,22 @@ BACKLOG_REQUEST_PREFIX = "webhooks:backlog-requested:"
 BACKLOG_REQUEST_MILLISECONDS = 30_000
 
 
-def endpoint_slots() -> EndpointSlots:
-    """The per-endpoint concurrency cap, backed by the broker's Redis (built once per app)."""
-    slots = current_app.extensions.get("endpoint_slots")
+def endpoint_slots() -> SendSlots:
+    """The per-webhook and per-host concurrency caps, backed by the broker's Redis (built once per app)."""
+    slots = current_app.extensions.get("send_slots")
     if slots is None:
         config = current_app.config
         client = current_app.extensions["dramatiq_broker"].client
-        slots = EndpointSlots(client, config["WEBHOOKS_MAX_SENDS_PER_ENDPOINT"], backlog_lease_seconds())
-        current_app.extensions["endpoint_slots"] = slots
+        slots = SendSlots(client, config["WEBHOOKS_MAX_SENDS_PER_WEBHOOK"], config["WEBHOOKS_MAX_SENDS_PER_HOST"],
+                          backlog_lease_seconds())
+        current_app.extensions["send_slots"] = slots
     return slots
 
 
 @actor(queue_name=DELIVERY_QUEUE, max_retries=0, time_limit=120_000)
 def deliver(message_id: int, deferrals: int = 0) -> None:
     """Make the next attempt of one message; the database decides whether one is owed."""
-    outcome = deliver_message(message_id, endpoint_slots())
-    if outcome.action == "deferred":
+    if deliver_message(message_id, endpoint_slots()) == Outcome.DEFERRED:
         # The endpoint already has its share of sends in flight: try again later, leaving this
         # thread free for other endpoints.
         deliver.send_with_options(args=(message_id, deferrals + 1), delay=defer_delay_milliseconds(deferrals))
@@ -58,6 +61,24 @@ def deliver_webhook_backlog(webhook_id: int, deferrals: int = 0) -> None:
         defer_backlog_delivery(webhook_id, deferrals)
     elif outcome.more:
         request_backlog_delivery([webhook_id])
+    schedule_retries(webhook_id, outcome.retries_due)
+
+
+def schedule_retries(webhook_id: int, due_times: tuple[datetime, ...]) -> None:
+    """Put a batch for the webhook on the queue with Dramatiq's delay, due when its scheduled retries are.
+
+    The database stays the truth: if this delayed entry is lost (Redis down or flushed), the sweeper sends
+    the retries once they are overdue by WEBHOOKS_REQUEUE_AFTER_SECONDS.
+    """
+    if not due_times:
+        return
+    now = utcnow()
+    try:
+        for due in due_times:
+            delay = max(0, int((due - now).total_seconds() * 1000))
+            deliver_webhook_backlog.send_with_options(args=(webhook_id,), delay=delay)
+    except redis.RedisError as error:
+        logger.error("Redis unavailable: retries of webhook %s wait for the sweeper (%s)", webhook_id, error)
 
 
 def defer_backlog_delivery(webhook_id: int, deferrals: int) -> None:

@@ -2,7 +2,10 @@
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 
 from tasks import delivery, maintenance  # noqa: F401  (declare the actors)
 from webhooks_app import create_app
@@ -36,6 +39,27 @@ def fold_repeated_sigterm() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
+def stop_with_parent(poll_seconds: float = 1.0) -> None:
+    """In a Dramatiq worker process, stop gracefully when the main process dies.
+
+    A main process killed with SIGKILL cannot tell its children; without this they would go on taking
+    messages beside the restarted worker. A daemon thread notices the new parent and sends this process
+    the SIGTERM the main process would have sent.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent.pid:
+            time.sleep(poll_seconds)
+        logger.warning("the worker's main process %s is gone: stopping this worker process", parent.pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 fold_repeated_sigterm()
+stop_with_parent()
 app = create_app()
 broker = app.extensions["dramatiq_broker"]

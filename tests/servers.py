@@ -114,6 +114,7 @@ class Receiver:
     server_context: ssl.SSLContext
     received: list[Received] = field(default_factory=list)
     condition: threading.Condition = field(default_factory=threading.Condition)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> "Receiver":
         receiver = self
@@ -134,7 +135,14 @@ class Receiver:
                 if self.path.startswith("/slow/"):
                     # Answer late on purpose: the endpoint is slow, the test is not waiting on it.
                     time.sleep(float(self.path.split("/")[2]))
+                if self.path.startswith("/hang"):
+                    receiver.stopping.wait()  # never answer: the sender's deadline cuts the connection
+                    return
                 status, answer = receiver.answer_for(self.path)
+                if self.path.startswith("/echo"):
+                    answer = body
+                if self.path.startswith("/fail-first") and receiver.deliveries_of(json.loads(body)["messageId"]) == 1:
+                    status, answer = 500, b"the first delivery of each message fails"
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", f"https://127.0.0.1:{receiver.port}/ok")
@@ -156,16 +164,23 @@ class Receiver:
     def url(self, path: str = "/ok") -> str:
         return f"https://127.0.0.1:{self.port}{path}"
 
+    def deliveries_of(self, message_id: str) -> int:
+        with self.condition:
+            return sum(1 for r in self.received if r.body and json.loads(r.body).get("messageId") == message_id)
+
     @staticmethod
     def answer_for(path: str) -> tuple[int, bytes]:
         """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup, `/slow/S` 204 after S s.
 
-        Paths starting `/cookie` also set a cookie.
+        Paths starting `/cookie` also set a cookie; `/echo` answers 200 with the request's body; `/hang` never
+        answers; `/fail-first` answers 500 to a message's first delivery and 204 to the next ones.
         """
         if path.startswith("/status/"):
             return int(path.split("/")[2]), f"answer {path}".encode()
         if path.startswith("/big"):
             return 200, b"x" * (1024 * 1024)
+        if path.startswith("/echo"):
+            return 200, b""
         if path.startswith("/hostile"):
             return 500, b"<script>alert('owned')</script>" + b"y" * 4000
         return 204, b""
@@ -178,6 +193,7 @@ class Receiver:
             return matched()
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 

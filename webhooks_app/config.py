@@ -59,6 +59,18 @@ def load_or_create_secret_key(instance_path: Path) -> str:
     return key
 
 
+def send_caps(environ) -> dict:
+    """Concurrent sends per webhook, and per host:port (higher, so one hung webhook cannot fill a host's share)."""
+    per_webhook = int(environ.get("WEBHOOKS_MAX_SENDS_PER_WEBHOOK", "4"))
+    per_host = int(environ.get("WEBHOOKS_MAX_SENDS_PER_HOST", str(4 * per_webhook)))
+    if per_webhook < 1:
+        raise ValueError("WEBHOOKS_MAX_SENDS_PER_WEBHOOK must be at least 1")
+    if per_host <= per_webhook:
+        raise ValueError(f"WEBHOOKS_MAX_SENDS_PER_HOST ({per_host}) must be higher than "
+                         f"WEBHOOKS_MAX_SENDS_PER_WEBHOOK ({per_webhook}): one webhook must not fill a host's share")
+    return {"WEBHOOKS_MAX_SENDS_PER_WEBHOOK": per_webhook, "WEBHOOKS_MAX_SENDS_PER_HOST": per_host}
+
+
 def settings_from_environment(environ=os.environ) -> dict:
     """Build the Flask config mapping from the process environment."""
     instance_path = Path(environ.get("WEBHOOKS_INSTANCE_PATH", INSTANCE_PATH))
@@ -82,7 +94,7 @@ def settings_from_environment(environ=os.environ) -> dict:
         "WEBHOOKS_SWEEP_INTERVAL_SECONDS": float(environ.get("WEBHOOKS_SWEEP_INTERVAL_SECONDS", "5")),
         "WEBHOOKS_REQUEUE_AFTER_SECONDS": float(environ.get("WEBHOOKS_REQUEUE_AFTER_SECONDS", "60")),
         "WEBHOOKS_CLAIM_MARGIN_SECONDS": float(environ.get("WEBHOOKS_CLAIM_MARGIN_SECONDS", "30")),
-        "WEBHOOKS_MAX_SENDS_PER_ENDPOINT": int(environ.get("WEBHOOKS_MAX_SENDS_PER_ENDPOINT", "4")),
+        **send_caps(environ),
         "WEBHOOKS_METRICS_TOKEN": environ.get("WEBHOOKS_METRICS_TOKEN") or None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -157,7 +157,8 @@ class Attempt(db.Model):
 
     __tablename__ = "attempts"
     __table_args__ = (
-        Index("ix_attempts_message", "message_id", "number"),
+        # Unique: recording an attempt again (after a lost connection) inserts nothing.
+        Index("ix_attempts_message", "message_id", "number", unique=True),
         # Covering (succeeded included) so the hourly chart reads the index alone.
         Index("ix_attempts_webhook_started_outcome", "webhook_id", "started_at", "succeeded"),
         Index("ix_attempts_started_outcome", "started_at", "succeeded"),

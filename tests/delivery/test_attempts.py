@@ -34,7 +34,7 @@ def attempt_of(message_id: int) -> tuple[Message, Attempt]:
 def test_2xx_is_sent(app_context, receiver):
     """A 204 answer marks the message Sent and records the attempt's status code and duration."""
     message_id = owed_message(receiver.url("/ok"))
-    assert deliver_message(message_id).action == "sent"
+    assert deliver_message(message_id) == "sent"
     message, attempt = attempt_of(message_id)
     assert message.status == MessageStatus.SENT and message.attempts_made == 1
     assert attempt.succeeded and attempt.status_code == 204 and attempt.error_kind is None
@@ -44,7 +44,7 @@ def test_2xx_is_sent(app_context, receiver):
 def test_a_cookie_set_by_an_endpoint_is_never_sent_back(app_context, receiver):
     """Deliveries carry no cookie jar: a Set-Cookie answer does not show up in the next delivery."""
     for _ in range(2):
-        assert deliver_message(owed_message(receiver.url("/cookie/ok"))).action == "sent"
+        assert deliver_message(owed_message(receiver.url("/cookie/ok"))) == "sent"
     first, second = receiver.received
     assert "Cookie" not in first.headers and "Cookie" not in second.headers
 
@@ -52,7 +52,7 @@ def test_a_cookie_set_by_an_endpoint_is_never_sent_back(app_context, receiver):
 def test_500_schedules_a_retry_with_the_answer_recorded(app, app_context, receiver):
     """A 500 answer is a failure: Scheduled retry after the first ladder step, answer text kept."""
     message_id = owed_message(receiver.url("/status/500"))
-    assert deliver_message(message_id).action == "retry_scheduled"
+    assert deliver_message(message_id) == "retry_scheduled"
     message, attempt = attempt_of(message_id)
     assert message.status == MessageStatus.SCHEDULED_RETRY
     delay = (message.next_attempt_at - attempt.started_at).total_seconds()
@@ -117,7 +117,7 @@ def test_untrusted_certificate_is_a_tls_failure(app_context):
 def test_oversize_answer_is_read_only_up_to_64_kib(app_context, receiver):
     """A 1 MiB answer body still counts as a 2xx; only the first 1 KiB is kept."""
     message_id = owed_message(receiver.url("/big"))
-    assert deliver_message(message_id).result.succeeded
+    assert deliver_message(message_id) == "sent"
     _, attempt = attempt_of(message_id)
     assert attempt.status_code == 200 and attempt.response_excerpt == "x" * 1024
     assert MAX_RESPONSE_BYTES == 64 * 1024
@@ -126,19 +126,19 @@ def test_oversize_answer_is_read_only_up_to_64_kib(app_context, receiver):
 def test_a_duplicate_queue_message_does_not_send_twice(app_context, receiver):
     """Delivering the same message id twice (a duplicate Dramatiq message) makes one POST."""
     message_id = owed_message(receiver.url("/ok"))
-    assert deliver_message(message_id).action == "sent"
-    assert deliver_message(message_id).action == "not_due"
+    assert deliver_message(message_id) == "sent"
+    assert deliver_message(message_id) == "not_due"
     assert len(receiver.received) == 1
 
 
 def test_a_claimed_message_is_not_sent_by_a_second_worker(app_context, receiver):
     """While one worker holds the claim, another's claim fails and it sends nothing."""
-    from webhooks_app.services.delivery import claim_message
+    from webhooks_app.services.claims import claim_message
 
     message_id = owed_message(receiver.url("/ok"))
     assert claim_message(message_id)
     db.session.commit()
-    assert deliver_message(message_id).action == "not_due"
+    assert deliver_message(message_id) == "not_due"
     assert receiver.received == []
 
 
@@ -150,13 +150,13 @@ def test_message_due_while_webhook_disabled_fails_unsent(app_context, receiver):
     message = db.session.get(Message, message_id)
     set_webhook_enabled(message.webhook_id, False)
     db.session.commit()
-    assert deliver_message(message_id).action == "failed"
+    assert deliver_message(message_id) == "failed"
     db.session.expire_all()
     message = db.session.get(Message, message_id)
     assert message.status == MessageStatus.FAILED and "disabled" in message.failure_reason
     set_webhook_enabled(message.webhook_id, True)
     db.session.commit()
-    assert deliver_message(message_id).action == "not_due"
+    assert deliver_message(message_id) == "not_due"
     assert receiver.received == []
 
 
@@ -167,7 +167,7 @@ def test_message_due_after_webhook_deleted_fails_unsent(app_context, receiver):
     message_id = owed_message(receiver.url("/ok"))
     delete_webhook(db.session.get(Message, message_id).webhook_id)
     db.session.commit()
-    assert deliver_message(message_id).action == "failed"
+    assert deliver_message(message_id) == "failed"
     db.session.expire_all()
     assert "deleted" in db.session.get(Message, message_id).failure_reason
     assert receiver.received == []
@@ -259,7 +259,7 @@ def test_a_trusted_certificate_for_another_host_name_is_a_tls_failure(certificat
 def test_a_secret_unreadable_after_a_key_change_fails_the_message_unsent(app, app_context, receiver):
     """After SECRET_KEY changes, a stored secret used moments ago no longer decrypts: the message fails, unsent."""
     first = owed_message(receiver.url("/ok"))
-    assert deliver_message(first).action == "sent"
+    assert deliver_message(first) == "sent"
     second = accept_event({"type": "asset.create", "assetId": 102, "userId": 1}).message_ids[0]
     db.session.commit()
     original = app.config["SECRET_KEY"]
@@ -269,7 +269,7 @@ def test_a_secret_unreadable_after_a_key_change_fails_the_message_unsent(app, ap
     finally:
         app.config["SECRET_KEY"] = original
     db.session.expire_all()
-    assert outcome.action == "failed"
+    assert outcome == "failed"
     assert "cannot be decrypted" in db.session.get(Message, second).failure_reason
     assert len(receiver.received) == 1
 
@@ -281,5 +281,44 @@ def test_an_extra_ca_is_trusted_without_writing_any_file(app, app_context, recei
     import tempfile
 
     assert app.config["WEBHOOKS_CA_BUNDLE"]
-    assert deliver_message(owed_message(receiver.url("/ok"))).action == "sent"
+    assert deliver_message(owed_message(receiver.url("/ok"))) == "sent"
     assert glob.glob(os.path.join(tempfile.gettempdir(), f"webhooks-ca-{os.getpid()}-*")) == []
+
+
+def test_an_endpoint_echoing_the_body_never_gets_the_secret_stored(app_context, receiver):
+    """The stored first 1 KiB of an answer that echoes the message has the webhook's secret removed."""
+    message_id = owed_message(receiver.url("/echo"))
+    assert deliver_message(message_id) == "sent"
+    (delivery,) = receiver.received
+    secret = delivery.json()["token"]
+    _, attempt = attempt_of(message_id)
+    assert secret not in attempt.response_excerpt
+    assert '"token":"[secret removed]"' in attempt.response_excerpt
+
+
+def test_every_form_of_the_secret_is_removed_from_an_answer():
+    """Raw, base64 (the whsec_ form) and JSON-escaped base64 forms of the secret are all removed."""
+    from webhooks_app.secrets_vault import whsec_form
+    from webhooks_app.services.transport import redacted
+
+    secret = "a??b" * 7  # its base64 holds "/", which PHP's json_encode writes as "\\/"
+    whsec = whsec_form(secret)
+    answer = f'{{"token":"{secret}","key":"{whsec}","php":"{whsec.replace("/", chr(92) + "/")}"}}'.encode()
+    cleaned = redacted(answer, (secret, whsec))
+    assert secret.encode() not in cleaned and whsec.removeprefix("whsec_").encode() not in cleaned
+    assert cleaned.count(b"[secret removed]") == 3
+
+
+def test_a_host_name_idna_refuses_is_a_recorded_dns_failure(app_context):
+    """A stored URL whose host has a 64-character label (saved before the rules) fails as DNS, on the ladder."""
+    from sqlalchemy import update
+
+    from webhooks_app.models import Webhook
+
+    message_id = owed_message("https://hooks.example.com/x")
+    db.session.execute(update(Webhook).values(url="https://" + "a" * 64 + ".example/"))
+    db.session.commit()
+    assert deliver_message(message_id) == "retry_scheduled"
+    message, attempt = attempt_of(message_id)
+    assert attempt.error_kind == "dns" and "not a valid DNS name" in attempt.error_detail
+    assert message.status == MessageStatus.SCHEDULED_RETRY

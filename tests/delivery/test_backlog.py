@@ -4,14 +4,14 @@ import threading
 import time
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
 from webhooks_app.extensions import db
 from webhooks_app.models import Attempt, Message, MessageStatus, Webhook, utcnow
-from webhooks_app.services import backlog
-from webhooks_app.services.backlog import claim_backlog, deliver_backlog
-from webhooks_app.services.endpoint_slots import EndpointSlots
+from webhooks_app.services import delivery
+from webhooks_app.services.claims import claim_backlog
+from webhooks_app.services.delivery import deliver_backlog
+from webhooks_app.services.endpoint_slots import SendSlots, slot_keys
 from webhooks_app.services.intake import accept_event
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
@@ -70,9 +70,10 @@ def test_failures_in_a_batch_are_recorded_one_by_one(app, app_context, receiver)
     webhook_id = add_webhook(receiver.url("/status/500"))
     owe(3)
     outcome = deliver_backlog(webhook_id)
-    assert (outcome.sent, outcome.failed) == (0, 3)
+    assert (outcome.sent, outcome.count("retry_scheduled"), outcome.failed) == (0, 3, 0)
     assert statuses(webhook_id) == [MessageStatus.SCHEDULED_RETRY] * 3
     assert len(receiver.received) == 3
+    assert len(outcome.retries_due) == 1  # one delayed batch for the three, due with the first retry
 
 
 def test_a_full_batch_says_more_may_be_due(app_context, receiver):
@@ -87,7 +88,7 @@ def test_a_full_batch_says_more_may_be_due(app_context, receiver):
 
 def test_a_batch_stops_starting_sends_when_its_time_is_up(app_context, receiver, monkeypatch):
     """Past the batch's time, the claimed messages not yet sent are released for the next batch."""
-    monkeypatch.setattr(backlog, "BATCH_SECONDS", 0)
+    monkeypatch.setattr(delivery, "BATCH_SECONDS", 0)
     webhook_id = add_webhook(receiver.url("/ok"))
     owe(3)
     outcome = deliver_backlog(webhook_id)
@@ -112,19 +113,20 @@ def test_a_disabled_webhooks_due_messages_fail_unsent(app_context, receiver):
 
 def test_a_busy_endpoint_defers_the_batch_before_claiming_anything(app_context, receiver, fresh_redis):
     """With every slot of the endpoint held by a slow send, the batch is deferred and no message is claimed."""
-    slots = EndpointSlots(fresh_redis.client(), limit=1, lease_seconds=30)
+    slots = SendSlots(fresh_redis.client(), per_webhook=1, per_host=2, lease_seconds=30)
     webhook_id = add_webhook(receiver.url("/ok"))
     owe(2)
-    endpoint = f"127.0.0.1:{receiver.port}"
-    assert slots.acquire(endpoint, "a slow send elsewhere", wait_seconds=0)
-    fresh_redis.client().zadd(slots.redis_key(endpoint), {"a slow send elsewhere": time.time() + 25})
+    keys = slot_keys(webhook_id, receiver.url("/ok"))
+    assert slots.acquire(keys, "a slow send of this webhook", wait_seconds=0)
+    fresh_redis.client().zadd(keys.webhook, {"a slow send of this webhook": time.time() + 25})
     outcome = deliver_backlog(webhook_id, slots)
     assert outcome.deferred and outcome.sent == 0
     db.session.expire_all()
     assert db.session.scalars(select(Message.claimed_until).where(Message.webhook_id == webhook_id)).all() == [None] * 2
-    slots.release(endpoint, "a slow send elsewhere")
+    slots.release(keys, "a slow send of this webhook")
     assert deliver_backlog(webhook_id, slots).sent == 2
-    assert fresh_redis.client().zcard(slots.redis_key(endpoint)) == 0  # the batch gave its slot back
+    assert fresh_redis.client().zcard(keys.webhook) == 0  # the batch gave its slot back
+    assert fresh_redis.client().zcard(keys.host) == 0
 
 
 def test_concurrent_claims_take_disjoint_messages(app, app_context, receiver):
@@ -210,11 +212,10 @@ def test_a_deferred_webhook_has_one_batch_waiting_however_often_it_is_deferred(a
     webhook_id = add_webhook(receiver.url("/ok"))
     owe(2)
     slots = endpoint_slots()
-    endpoint = f"127.0.0.1:{receiver.port}"
+    keys = slot_keys(webhook_id, receiver.url("/ok"))
     assert slots.lease_seconds > 1.5
-    for holder in range(slots.limit):  # every slot held by a batch that started 1.5 s ago: not young
-        fresh_redis.client().zadd(slots.redis_key(endpoint),
-                                  {f"slow batch {holder}": time.time() + slots.lease_seconds - 1.5})
+    for holder in range(slots.limits[0]):  # every slot of the webhook held by a batch that started 1.5 s ago
+        fresh_redis.client().zadd(keys.webhook, {f"slow batch {holder}": time.time() + slots.lease_seconds - 1.5})
     deliver_webhook_backlog(webhook_id)  # finds the endpoint full: steps aside with a delay
     client = fresh_redis.client()
     defer_backlog_delivery(webhook_id, 0)  # another of its batches, already running, steps aside too
@@ -224,11 +225,11 @@ def test_a_deferred_webhook_has_one_batch_waiting_however_often_it_is_deferred(a
     assert statuses(webhook_id) == [MessageStatus.QUEUED] * 2
 
 
-def test_a_send_that_raises_mid_batch_keeps_the_attempts_already_made(app_context, receiver, monkeypatch):
-    """If the third send raises, the first two stay Sent with their attempts and the rest are given back."""
+def test_a_send_that_raises_mid_batch_is_a_failed_attempt_and_the_batch_goes_on(app_context, receiver, monkeypatch):
+    """A third send that raises something unexpected is a recorded failed attempt on the ladder; the rest are sent."""
     webhook_id = add_webhook(receiver.url("/ok"))
     owe(4)
-    real_send = backlog.send_prepared
+    real_send = delivery.send_prepared
     calls = []
 
     def send_then_break(prepared):
@@ -237,9 +238,11 @@ def test_a_send_that_raises_mid_batch_keeps_the_attempts_already_made(app_contex
             raise RuntimeError("a bug in the send path")
         return real_send(prepared)
 
-    monkeypatch.setattr(backlog, "send_prepared", send_then_break)
-    with pytest.raises(RuntimeError):
-        deliver_backlog(webhook_id)
-    assert statuses(webhook_id) == [MessageStatus.SENT] * 2 + [MessageStatus.QUEUED] * 2
+    monkeypatch.setattr(delivery, "send_prepared", send_then_break)
+    outcome = deliver_backlog(webhook_id)
+    assert (outcome.sent, outcome.count("retry_scheduled")) == (3, 1)
+    assert statuses(webhook_id) == [MessageStatus.SENT] * 2 + [MessageStatus.SCHEDULED_RETRY, MessageStatus.SENT]
     assert db.session.scalars(select(Message.claimed_until).where(Message.webhook_id == webhook_id)).all() == [None] * 4
-    assert len(db.session.scalars(select(Attempt)).all()) == 2
+    broken = db.session.scalars(select(Attempt).where(Attempt.succeeded.is_(False))).one()
+    assert broken.error_kind == "unexpected" and "RuntimeError" in broken.error_detail
+    assert len(receiver.received) == 3

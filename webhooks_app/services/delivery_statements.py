@@ -6,7 +6,9 @@ these statements are compiled once and then only executed with new parameters.
 
 import functools
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import Attempt, Event, Message, MessageStatus, Webhook
 
@@ -17,11 +19,12 @@ events = Event.__table__
 
 ATTEMPT_COLUMNS = ("message_id", "webhook_id", "number", "started_at", "duration_ms", "succeeded", "status_code",
                    "error_kind", "error_detail", "response_excerpt")
-MOVE_ON_COLUMNS = ("status", "attempts_made", "updated_at", "next_attempt_at", "failure_reason")
+MOVE_ON_COLUMNS = ("status", "attempts_made", "updated_at", "next_attempt_at", "enqueued_at", "failure_reason")
 
 
 def _webhook_column(column):
-    return select(column).where(webhooks.c.id == messages.c.webhook_id).correlate(messages).scalar_subquery()
+    return (select(column).where(webhooks.c.id == messages.c.webhook_id).correlate(messages).scalar_subquery()
+            .label(column.name))
 
 
 def _claimable():
@@ -34,7 +37,8 @@ def _claimable():
 
 
 def _claim_returning(statement):
-    payload = select(events.c.payload).where(events.c.id == messages.c.event_id).correlate(messages).scalar_subquery()
+    payload = (select(events.c.payload).where(events.c.id == messages.c.event_id).correlate(messages)
+               .scalar_subquery().label("payload"))
     return statement.values(claimed_until=bindparam("lease_until")).returning(
         messages.c.id, messages.c.message_uuid, messages.c.webhook_id, messages.c.event_id,
         messages.c.attempts_made, messages.c.is_test, _webhook_column(webhooks.c.url),
@@ -71,23 +75,30 @@ def claim_backlog():
 
 
 @functools.cache
-def insert_attempt():
-    """One attempt row; parameters are the column names prefixed with `attempt_`."""
-    return insert(attempts).values({name: bindparam(f"attempt_{name}") for name in ATTEMPT_COLUMNS})
+def insert_attempt(dialect: str):
+    """One attempt row, none if that message's attempt of that number is stored already (a repeated record).
+
+    Parameters are the column names prefixed with `attempt_`.
+    """
+    insert_for_dialect = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (insert_for_dialect(attempts).values({name: bindparam(f"attempt_{name}") for name in ATTEMPT_COLUMNS})
+            .on_conflict_do_nothing(index_elements=[attempts.c.message_id, attempts.c.number]))
 
 
 @functools.cache
 def move_on():
-    """Release the claim and set the message's new status; parameters are `move_on_` + column name."""
+    """Release the claim and set the message's new status, unless this attempt was recorded already.
+
+    Parameters are `move_on_` + column name.
+    """
     return (
         update(messages)
-        .where(messages.c.id == bindparam("move_on_id"))
-        .values({**{name: bindparam(f"move_on_{name}") for name in MOVE_ON_COLUMNS},
-                 "claimed_until": None, "enqueued_at": None})
+        .where(messages.c.id == bindparam("move_on_id"), messages.c.attempts_made < bindparam("move_on_attempts_made"))
+        .values({**{name: bindparam(f"move_on_{name}") for name in MOVE_ON_COLUMNS}, "claimed_until": None})
     )
 
 
 @functools.cache
 def record_attempt_in_one_statement():
     """PostgreSQL: the attempt's INSERT rides along the message's UPDATE as a data-modifying CTE."""
-    return move_on().add_cte(insert_attempt().cte("attempt"))
+    return move_on().add_cte(insert_attempt("postgresql").cte("attempt"))

@@ -2,8 +2,14 @@
 
 import time
 import uuid
+from dataclasses import dataclass
 
-from .delivery import DeliveryOutcome, deliver_message
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Attempt
+from .attempts import Outcome
+from .delivery import deliver_message
 from .intake import create_messages, store_event
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -19,6 +25,15 @@ def create_test_message(webhook_id: int, user_id: int) -> int:
     return message_id
 
 
-def send_test_message(message_id: int) -> DeliveryOutcome:
+@dataclass(frozen=True)
+class TestSend:
+    """Where the test message ended, and its attempt (None when it was not sent)."""
+
+    action: Outcome
+    result: Attempt | None
+
+
+def send_test_message(message_id: int) -> TestSend:
     """Send a committed test message now, in this process; commits its outcome."""
-    return deliver_message(message_id)
+    outcome = deliver_message(message_id)
+    return TestSend(outcome, db.session.scalar(select(Attempt).where(Attempt.message_id == message_id)))

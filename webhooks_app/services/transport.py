@@ -1,5 +1,6 @@
 """One HTTPS POST to an endpoint under a hard total deadline, through the SSRF guard."""
 
+import base64
 import functools
 import heapq
 import os
@@ -23,10 +24,15 @@ from .addresses import forbidden_reason
 
 MAX_RESPONSE_BYTES = 64 * 1024
 EXCERPT_BYTES = 1024
+REDACTED = b"[secret removed]"
 
 
 class ForbiddenAddress(Exception):
     """The endpoint resolves to an address deliveries may not reach."""
+
+
+class InvalidHostName(Exception):
+    """The endpoint's host name cannot be looked up at all (IDNA refuses it: a label too long, say)."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,9 @@ class SendResult:
     succeeded: bool
     duration_ms: int
     status_code: int | None = None
-    error_kind: str | None = None  # timeout, refused, dns, tls, redirect, http_status, forbidden_address, connection
+    # timeout, refused, dns, tls, redirect, http_status, forbidden_address, connection; `unexpected` (set by the
+    # caller) for an error of this service's own while sending.
+    error_kind: str | None = None
     error_detail: str | None = None
     response_excerpt: str | None = None
 
@@ -139,6 +147,8 @@ class GuardedConnectionMixin:
             candidates = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror as error:
             raise NameResolutionError(self.host, self, error) from error
+        except UnicodeError as error:
+            raise InvalidHostName(f"{self.host} is not a valid DNS name ({error})") from error
         if not _send_state.allow_private:
             for *_, sockaddr in candidates:
                 reason = forbidden_reason(sockaddr[0])
@@ -254,6 +264,10 @@ def classify_error(error: BaseException, host: str) -> tuple[str, str]:
         if isinstance(current, ForbiddenAddress):
             return "forbidden_address", str(current)
     for current in chain:
+        if isinstance(current, (InvalidHostName, requests.exceptions.InvalidURL, urllib3.exceptions.LocationParseError,
+                                UnicodeError)):
+            return "dns", f"the endpoint URL's host {host[:100]} is not a valid DNS name"
+    for current in chain:
         if isinstance(current, (NameResolutionError, socket.gaierror)):
             return "dns", f"DNS lookup of {host} failed"
     for current in chain:
@@ -312,9 +326,23 @@ def _prepared_post(url: str, body: bytes, headers: dict[str, str]) -> requests.P
     return request
 
 
+def redacted(content: bytes, secrets: tuple[str, ...]) -> bytes:
+    """The answer with every secret (and its base64, as in the whsec_ form) removed: endpoints may echo the body."""
+    for secret in secrets:
+        if not secret:
+            continue
+        encoded = base64.b64encode(secret.encode("utf-8"))
+        for form in (secret.encode("utf-8"), encoded, encoded.replace(b"/", b"\\/")):
+            content = content.replace(form, REDACTED)
+    return content
+
+
 def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool,
-              verify: str | bool = True) -> SendResult:
-    """POST body to url; success only for a 2xx answer received completely within `timeout` seconds."""
+              verify: str | bool = True, redact: tuple[str, ...] = ()) -> SendResult:
+    """POST body to url; success only for a 2xx answer received completely within `timeout` seconds.
+
+    The stored excerpt of the answer never holds the `redact` strings (the webhook's secret).
+    """
     parts = urlsplit(url)
     host = parts.hostname or "?"
     started = time.monotonic()
@@ -339,12 +367,13 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
             )
             status_code = response.status_code
             content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
-            excerpt = content[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+            excerpt = redacted(content, redact)[:EXCERPT_BYTES].decode("utf-8", errors="replace")
             if response.raw.read(1, decode_content=True) or deadline.expired:
                 response.close()  # more than 64 KiB, or cut off: this connection cannot be reused
             else:
                 response.raw.release_conn()  # read to the end: keep the connection for the next send
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ForbiddenAddress) as caught:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ForbiddenAddress,
+                InvalidHostName) as caught:
             error = caught
         finally:
             _send_state.deadline = None
