@@ -20,6 +20,9 @@ Scenarios (every ratio is taken between figures measured in the same invocation)
 - latency:   50 events/s to one webhook on a recording Python receiver: arrival - the intake's 202.
 - isolation: an endpoint that accepts TCP and never answers is owed 500 messages; beside it a healthy webhook
              gets 20 events/s: its latency.
+- isolation_host: two webhooks on the same https://127.0.0.1:PORT; one path hangs (reads, never answers) and is
+             owed 300 messages; the other answers 204 and gets 20 events/s: its latency. The product's deadline
+             is 3 s here (WEBHOOKS_TIMEOUT_SECONDS).
 - memory:    10k then 100k messages in Scheduled retry (far future), worker and scheduler running: peak RSS.
 - profile:   (when py-spy is installed) py-spy on two worker processes during a pipeline run: on-CPU and
              wall-clock (--idle) top functions. Runs apart from `pipeline`, whose figures it does not touch.

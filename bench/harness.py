@@ -58,14 +58,19 @@ class Sizes:
     memory_seconds: float
     profile_seconds: float
     wait_seconds: float  # longest wait for a backlog to drain
+    isolation_host_owed: int
+    isolation_host_rate: float
+    isolation_host_seconds: float
 
 
 FULL = Sizes(raw_seconds=10, naive_messages=20_000, pipeline_events=1500, fanout_webhooks=1000, fanout_repeats=3,
              latency_rate=50, latency_seconds=30, isolation_owed=500, isolation_rate=20, isolation_seconds=20,
-             memory_rows=(10_000, 100_000), memory_seconds=20, profile_seconds=10, wait_seconds=240)
+             memory_rows=(10_000, 100_000), memory_seconds=20, profile_seconds=10, wait_seconds=240,
+             isolation_host_owed=300, isolation_host_rate=20, isolation_host_seconds=20)
 QUICK = Sizes(raw_seconds=3, naive_messages=3_000, pipeline_events=60, fanout_webhooks=200, fanout_repeats=1,
               latency_rate=50, latency_seconds=5, isolation_owed=200, isolation_rate=20, isolation_seconds=5,
-              memory_rows=(10_000, 100_000), memory_seconds=6, profile_seconds=3, wait_seconds=90)
+              memory_rows=(10_000, 100_000), memory_seconds=6, profile_seconds=3, wait_seconds=90,
+              isolation_host_owed=200, isolation_host_rate=20, isolation_host_seconds=5)
 
 
 def log(message: str) -> None:
@@ -89,9 +94,13 @@ def rounded(value, digits: int = 1):
 
 
 class Product:
-    """The Procfile's web, worker and scheduler for one measurement, against the bench database and Redis."""
+    """The Procfile's web, worker and scheduler for one measurement, against the bench database and Redis.
 
-    def __init__(self, bench: "Bench", label: str, processes: int, web: bool = True, scheduler: bool = True):
+    `environment`: the scenario's own settings for the product (WEBHOOKS_*); --env overrides them.
+    """
+
+    def __init__(self, bench: "Bench", label: str, processes: int, web: bool = True, scheduler: bool = True,
+                 environment: dict[str, str] | None = None):
         self.bench = bench
         self.label = label
         self.processes = processes
@@ -100,7 +109,7 @@ class Product:
         environment = procfile_environment(
             bench.database.url, bench.redis.url, bench.tls.ca_path,
             {"PORT": str(self.port), "WORKER_PROCESSES": str(processes), "WORKER_THREADS": str(WORKER_THREADS),
-             **bench.overrides},
+             **(environment or {}), **bench.overrides},
         )
         commands = procfile_commands()
         # The Procfile binds 0.0.0.0 for Heroku; the benchmark listens on loopback only.
@@ -224,6 +233,10 @@ class Bench:
 
             logging.getLogger().setLevel(logging.WARNING)
         return self._app
+
+    def setting(self, environment: dict[str, str], name: str) -> str | None:
+        """What a Product started with this scenario `environment` gets for `name` (--env wins), None if unset."""
+        return self.overrides.get(name, environment.get(name))
 
     def fresh_state(self) -> None:
         """Empty tables and the private Redis between measurements (no product process is running)."""

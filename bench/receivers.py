@@ -4,7 +4,8 @@
   `return 204` on every path, keep-alive, no access log; it may listen on several ports so that
   webhooks can be told apart as distinct endpoints (the product caps concurrent sends per host:port).
 - `RecordingReceiver`: a threading HTTPS server that answers 204 and records, per body `event.eventId`,
-  when the request arrived (time.time(), the same clock the event client uses).
+  when the request arrived (time.time(), the same clock the event client uses). Paths under `/hang/` read
+  the request and never answer (until the receiver stops).
 - The silent endpoint is tests/servers.py's `SilentServer` (accepts TCP connections, never answers).
 """
 
@@ -194,8 +195,14 @@ class _TlsPerConnectionServer(ThreadingHTTPServer):
                 pass
 
 
+HANG_PREFIX = "/hang/"
+
+
 class RecordingReceiver:
-    """An HTTPS endpoint that answers 204 and records arrival times by the body's event.eventId."""
+    """An HTTPS endpoint that answers 204 and records arrival times by the body's event.eventId.
+
+    Under /hang/ it reads each request and never answers until stop().
+    """
 
     def __init__(self, tls: Tls):
         self.tls = tls
@@ -203,6 +210,8 @@ class RecordingReceiver:
         self.arrivals: dict[str, float] = {}
         self.count = 0
         self.duplicates = 0
+        self.hung = 0  # requests held unanswered under /hang/
+        self.stopping = threading.Event()
 
     def start(self) -> "RecordingReceiver":
         receiver = self
@@ -216,6 +225,12 @@ class RecordingReceiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 arrived = time.time()
+                if self.path.startswith(HANG_PREFIX):
+                    with receiver.lock:
+                        receiver.hung += 1
+                    receiver.stopping.wait()
+                    self.close_connection = True
+                    return
                 try:
                     event_id = json.loads(body)["event"]["eventId"]
                 except (ValueError, KeyError, TypeError):
@@ -245,5 +260,6 @@ class RecordingReceiver:
             return dict(self.arrivals)
 
     def stop(self) -> None:
+        self.stopping.set()  # the held /hang/ requests end now
         self.server.shutdown()
         self.server.server_close()
