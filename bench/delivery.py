@@ -23,6 +23,9 @@ Scenarios (every ratio is taken between figures measured in the same invocation)
 - isolation_host: two webhooks on the same https://127.0.0.1:PORT; one path hangs (reads, never answers) and is
              owed 300 messages; the other answers 204 and gets 20 events/s: its latency. The product's deadline
              is 3 s here (WEBHOOKS_TIMEOUT_SECONDS).
+- retry:     one webhook whose endpoint answers 500 to the first delivery of each messageId and 204 after; the
+             retry ladder is 1,1,1,1,1 s (WEBHOOKS_RETRY_DELAYS); 10 events/s: how late each retry arrives
+             (2nd arrival - 1st arrival - the first delay).
 - memory:    10k then 100k messages in Scheduled retry (far future), worker and scheduler running: peak RSS.
 - profile:   (when py-spy is installed) py-spy on two worker processes during a pipeline run: on-CPU and
              wall-clock (--idle) top functions. Runs apart from `pipeline`, whose figures it does not touch.
