@@ -25,7 +25,8 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# Benchmarks: delivery throughput, latency, isolation and memory (bench/delivery.py), then the log pages.
+# Benchmarks: delivery throughput, latency, isolation (also two paths on one host), retry lateness and memory
+# (bench/delivery.py), then the log pages.
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python bin/with_redis.py -- $(BIN)/python bench/delivery.py

@@ -4,7 +4,9 @@
   `return 204` on every path, keep-alive, no access log; it may listen on several ports so that
   webhooks can be told apart as distinct endpoints (the product caps concurrent sends per host:port).
 - `RecordingReceiver`: a threading HTTPS server that answers 204 and records, per body `event.eventId`,
-  when the request arrived (time.time(), the same clock the event client uses).
+  when the request arrived (time.time(), the same clock the event client uses). Paths under `/hang/` read
+  the request and never answer (until the receiver stops); paths under `/fail-first/` answer 500 to the
+  first delivery of each body `messageId` and 204 to the later ones, recording every delivery's arrival.
 - The silent endpoint is tests/servers.py's `SilentServer` (accepts TCP connections, never answers).
 """
 
@@ -194,8 +196,16 @@ class _TlsPerConnectionServer(ThreadingHTTPServer):
                 pass
 
 
+HANG_PREFIX = "/hang/"
+FAIL_FIRST_PREFIX = "/fail-first/"
+
+
 class RecordingReceiver:
-    """An HTTPS endpoint that answers 204 and records arrival times by the body's event.eventId."""
+    """An HTTPS endpoint that answers 204 and records arrival times by the body's event.eventId.
+
+    Under /hang/ it reads each request and never answers until stop(); under /fail-first/ it answers 500 to
+    the first delivery of each messageId and 204 afterwards, keeping every arrival per messageId.
+    """
 
     def __init__(self, tls: Tls):
         self.tls = tls
@@ -203,6 +213,10 @@ class RecordingReceiver:
         self.arrivals: dict[str, float] = {}
         self.count = 0
         self.duplicates = 0
+        self.hung = 0  # requests held unanswered under /hang/
+        self.deliveries: dict[str, list[float]] = {}  # messageId -> arrivals, under /fail-first/
+        self.message_events: dict[str, str] = {}  # messageId -> eventId, under /fail-first/
+        self.stopping = threading.Event()
 
     def start(self) -> "RecordingReceiver":
         receiver = self
@@ -216,18 +230,32 @@ class RecordingReceiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 arrived = time.time()
+                if self.path.startswith(HANG_PREFIX):
+                    with receiver.lock:
+                        receiver.hung += 1
+                    receiver.stopping.wait()
+                    self.close_connection = True
+                    return
                 try:
-                    event_id = json.loads(body)["event"]["eventId"]
-                except (ValueError, KeyError, TypeError):
-                    event_id = None
+                    document = json.loads(body)
+                    event_id = document["event"]["eventId"]
+                    message_id = document.get("messageId")
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    event_id = message_id = None
+                status = 204
                 with receiver.lock:
                     receiver.count += 1
-                    if event_id is not None:
+                    if self.path.startswith(FAIL_FIRST_PREFIX):
+                        seen = receiver.deliveries.setdefault(message_id, [])
+                        seen.append(arrived)
+                        receiver.message_events[message_id] = event_id
+                        status = 500 if len(seen) == 1 else 204
+                    elif event_id is not None:
                         if event_id in receiver.arrivals:
                             receiver.duplicates += 1
                         else:
                             receiver.arrivals[event_id] = arrived
-                self.send_response(204)
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -244,6 +272,12 @@ class RecordingReceiver:
         with self.lock:
             return dict(self.arrivals)
 
+    def deliveries_by_event(self) -> dict[str, list[float]]:
+        """{eventId: arrival times of its message's deliveries} under /fail-first/ (one webhook there)."""
+        with self.lock:
+            return {self.message_events[message]: list(times) for message, times in self.deliveries.items()}
+
     def stop(self) -> None:
+        self.stopping.set()  # the held /hang/ requests end now
         self.server.shutdown()
         self.server.server_close()
