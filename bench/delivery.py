@@ -3,7 +3,7 @@
     python bench/delivery.py                         # every scenario (what `make bench` runs)
     python bench/delivery.py raw naive pipeline      # some scenarios
     python bench/delivery.py --quick                 # a smoke run: a few seconds per scenario
-    python bench/delivery.py pipeline --env WEBHOOKS_MAX_SENDS_PER_ENDPOINT=16   # try a setting
+    python bench/delivery.py pipeline --env WEBHOOKS_MAX_SENDS_PER_WEBHOOK=8   # try a setting
 
 Scenarios (every ratio is taken between figures measured in the same invocation):
 
