@@ -46,3 +46,29 @@ def test_deferrals_back_off_from_a_quarter_second_to_five_seconds():
     assert all(200 <= delay <= 300 for delay in first) and len(set(first)) > 1  # jittered around 250 ms
     assert all(400 <= defer_delay_milliseconds(1) <= 600 for _ in range(50))
     assert all(4000 <= defer_delay_milliseconds(count) <= 6000 for count in (5, 6, 40, 1000) for _ in range(20))
+
+
+def test_a_hanging_webhook_does_not_delay_another_on_the_same_host_and_port(app, client, api_token, receiver,
+                                                                            fresh_redis, certificates):
+    """Two webhooks on one https://host:port: while one path hangs with its sends, the other is delivered at once."""
+    from conftest import DeliveryProcesses, delivery_environment
+
+    with app.app_context():
+        create_webhook(WebhookFields("Hanging", receiver.url("/hang/a"), ("asset.delete",), True))
+        create_webhook(WebhookFields("Healthy", receiver.url("/ok/b"), ("asset.create",), True))
+        db.session.commit()
+    # A hanging send is cut after 10 s; the healthy message must not wait for that. 120 messages owed to the
+    # hanging webhook make full batches, which ask for parallel ones: it takes all the slots it may (two).
+    processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates, WEBHOOKS_TIMEOUT_SECONDS="10"))
+    headers = {"Authorization": f"Bearer {api_token}"}
+    try:
+        for asset_id in range(1, 121):
+            client.post("/api/v1/events", json={"type": "asset.delete", "assetId": asset_id, "userId": 1},
+                        headers=headers)
+        hanging = receiver.wait_for_count(2, "/hang", timeout=15)
+        client.post("/api/v1/events", json={"type": "asset.create", "assetId": 99, "userId": 1}, headers=headers)
+        receiver.wait_for_count(1, "/ok/b", timeout=5)
+        assert len(receiver.wait_for_count(1, "/hang")) == len(hanging), "the webhook's cap of two was exceeded"
+    finally:
+        receiver.stop()
+        processes.stop()

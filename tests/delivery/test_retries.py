@@ -155,3 +155,39 @@ def test_sigterm_lets_in_flight_sends_finish(app, client, api_token, receiver, d
     exit_code = delivery_processes.worker.stop(timeout=30)
     assert exit_code is not None, delivery_processes.logs()
     assert statuses(app) == [MessageStatus.SENT], delivery_processes.logs()
+
+
+def test_a_retry_goes_out_when_due_not_when_the_sweeper_looks(app, client, api_token, receiver, fresh_redis,
+                                                              certificates):
+    """With the sweeper an hour away, a failed first attempt is retried a ladder step (1 s) later by a delayed entry."""
+    from conftest import DeliveryProcesses, delivery_environment
+
+    add_webhook(app, receiver.url("/fail-first"))
+    processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates,
+                                                       WEBHOOKS_SWEEP_INTERVAL_SECONDS="3600"))
+    try:
+        post_events(client, api_token, 1)
+        first, second = receiver.wait_for_count(2, timeout=15)
+        wait_for(all_sent(app, 1), message="the message to be Sent on its second attempt")
+    finally:
+        processes.stop()
+    assert first.json()["messageId"] == second.json()["messageId"]
+    assert second.at - first.at >= 1, "the retry came before its ladder step"
+
+
+def test_a_host_name_no_resolver_can_read_ends_failed_and_disables_the_webhook(app, client, api_token,
+                                                                               delivery_processes):
+    """A stored URL with a 64-character label (saved before the rules) climbs the ladder to Failed, never stuck."""
+    from sqlalchemy import update
+
+    webhook_id = add_webhook(app, "https://hooks.example.com/x")
+    with app.app_context():
+        db.session.execute(update(Webhook).values(url="https://" + "a" * 64 + ".example/"))
+        db.session.commit()
+    post_events(client, api_token, 1)
+    wait_for(lambda: statuses(app) == [MessageStatus.FAILED], timeout=60, message="the message to fail")
+    with app.app_context():
+        attempts = list(db.session.scalars(select(Attempt).order_by(Attempt.number)))
+        assert [(a.number, a.error_kind) for a in attempts] == [(number, "dns") for number in range(1, 7)]
+        webhook = db.session.get(Webhook, webhook_id)
+        assert webhook.enabled is False and "invalid endpoint URL or a typo" in webhook.disabled_reason
