@@ -1,0 +1,89 @@
+"""Recording an attempt the endpoint already answered survives a database connection that drops meanwhile."""
+
+import sqlite3
+
+import psycopg
+from sqlalchemy import event, func, select
+
+from webhooks_app.extensions import db
+from webhooks_app.models import Attempt, Message, MessageStatus, utcnow
+from webhooks_app.services.delivery import deliver_backlog, deliver_message
+from webhooks_app.services.intake import accept_event
+from webhooks_app.services.webhooks import WebhookFields, create_webhook
+
+
+def owe(url: str, count: int) -> int:
+    webhook, _ = create_webhook(WebhookFields("Endpoint", url, ("asset.create",), True))
+    for asset_id in range(1, count + 1):
+        accept_event({"type": "asset.create", "assetId": asset_id, "userId": 1})
+    db.session.commit()
+    return webhook.id
+
+
+class DropWhileRecording:
+    """Breaks the connection the first time attempts are written: a terminated backend, or SQLite's lock error."""
+
+    def __init__(self):
+        self.broken = 0
+
+    def __call__(self, connection, cursor, statement, parameters, context, executemany):
+        if "INSERT INTO attempts" not in statement or self.broken:
+            return
+        self.broken += 1
+        if connection.dialect.name == "postgresql":
+            backend = connection.connection.dbapi_connection.info.backend_pid
+            with psycopg.connect(connection.engine.url.set(drivername="postgresql").render_as_string(False),
+                                 autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", [backend])
+        else:
+            raise sqlite3.OperationalError("database is locked")
+
+
+def test_a_dropped_connection_while_recording_is_retried_and_nothing_is_sent_twice(app, app_context, receiver):
+    """The connection dies as a batch's three answered attempts are written: they are written again, each sent once."""
+    webhook_id = owe(receiver.url("/ok"), 3)
+    dropper = DropWhileRecording()
+    event.listen(db.engine, "before_cursor_execute", dropper)
+    try:
+        outcome = deliver_backlog(webhook_id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", dropper)
+    assert dropper.broken == 1
+    assert outcome.sent == 3
+    db.session.expire_all()
+    assert list(db.session.scalars(select(Message.status))) == [MessageStatus.SENT] * 3
+    assert db.session.scalar(select(func.count()).select_from(Attempt)) == 3
+    assert len(receiver.received) == 3
+    assert deliver_backlog(webhook_id).outcomes == {}  # nothing left to send again
+
+
+def test_recording_an_attempt_twice_stores_it_once(app, app_context, receiver):
+    """Writing the same attempt again (its first commit was not acknowledged) adds no row and keeps the status."""
+    from webhooks_app.services.attempts import attempt_record, record_batch
+    from webhooks_app.services.claims import claim_message
+    from webhooks_app.services.transport import SendResult
+
+    owe(receiver.url("/ok"), 1)
+    message_id = db.session.scalar(select(Message.id))
+    claimed = claim_message(message_id)
+    db.session.commit()
+    record = attempt_record(claimed, 1, utcnow(), SendResult(True, 5, 204))
+    record_batch([record])
+    record_batch([record])
+    db.session.expire_all()
+    message = db.session.get(Message, message_id)
+    assert message.status == MessageStatus.SENT and message.attempts_made == 1
+    assert db.session.scalar(select(func.count()).select_from(Attempt)) == 1
+
+
+def test_a_single_message_survives_the_same_drop(app, app_context, receiver):
+    """The batch of one (a test message's path) records through the same retrying write."""
+    owe(receiver.url("/ok"), 1)
+    message_id = db.session.scalar(select(Message.id))
+    dropper = DropWhileRecording()
+    event.listen(db.engine, "before_cursor_execute", dropper)
+    try:
+        assert deliver_message(message_id) == "sent"
+    finally:
+        event.remove(db.engine, "before_cursor_execute", dropper)
+    assert dropper.broken == 1 and len(receiver.received) == 1
