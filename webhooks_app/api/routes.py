@@ -8,7 +8,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..emit import emit_event
 from ..extensions import csrf, db
 from ..services.api_tokens import authenticate_api_token
-from ..services.intake import IntakeError
+from ..services.intake import IntakeError, token_scope
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -51,7 +51,7 @@ def create_event():
     except RecursionError:
         return error_response(400, "body", "the body is not valid JSON: it is nested too deeply")
     try:
-        accepted = emit_event(data)
+        accepted = emit_event(data, scope=token_scope(use.token_id))
     except IntakeError as error:
         db.session.rollback()
         return error_response(error.status, error.field, error.message)
