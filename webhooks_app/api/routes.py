@@ -1,7 +1,5 @@
 """POST /api/v1/events: the JSON event intake, authenticated with a bearer API token."""
 
-import json
-
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -9,6 +7,7 @@ from ..emit import emit_event
 from ..extensions import csrf, db
 from ..services.api_tokens import authenticate_api_token
 from ..services.intake import IntakeError, token_scope
+from .body import BodyError, check_content_type, parse_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -34,6 +33,10 @@ def create_event():
         return error_response(401, "Authorization", "a valid bearer API token is required")
     if use.noted:
         db.session.commit()  # keep the token's last use even if the event is refused
+    try:
+        check_content_type(request)
+    except BodyError as error:
+        return error_response(error.status, error.field, error.message)
     if (request.content_length or 0) > MAX_EVENT_BYTES:
         return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
     # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.
@@ -45,11 +48,9 @@ def create_event():
     if raw is None or len(raw) > MAX_EVENT_BYTES:
         return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        return error_response(400, "body", f"the body is not valid JSON: {error}")
-    except RecursionError:
-        return error_response(400, "body", "the body is not valid JSON: it is nested too deeply")
+        data = parse_json(raw)
+    except BodyError as error:
+        return error_response(error.status, error.field, error.message)
     try:
         accepted = emit_event(data, scope=token_scope(use.token_id))
     except IntakeError as error:
