@@ -76,7 +76,10 @@ def test_concurrent_read_then_write_transactions_all_succeed(app):
         assert db.session.scalar(select(func.count()).select_from(Webhook)) == 8
 
 
-POSTGRES_URL = normalize_database_url(os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+# The suite's PostgreSQL database when it runs on one, else TEST_POSTGRES_URL, else CI's `test`.
+POSTGRES_URL = normalize_database_url(
+    os.environ["TEST_DATABASE_URL"] if os.environ.get("TEST_DATABASE_URL", "").startswith("postgres")
+    else os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
 
 
 def _terminate_pooled_backend(engine) -> int:

@@ -1,4 +1,5 @@
-"""Engine tuning: SQLite in WAL mode whose writers take the write lock when they begin; pings of idle connections."""
+"""Engine tuning: SQLite in WAL mode whose writers take the write lock when they begin; pings of idle connections;
+a dead connection's work retried once."""
 
 import logging
 import sqlite3
@@ -88,6 +89,12 @@ def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_
             raise exc.DisconnectionError(f"idle database connection is gone: {error}") from error
 
 
+# Errors that mean the database cannot do the work now but may soon: unreachable or restarting
+# (OperationalError, InterfaceError, DisconnectionError), locked or timed out (OperationalError), or no
+# pooled connection free in time (TimeoutError).
+UNAVAILABLE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
+
+
 def is_disconnect(error: BaseException) -> bool:
     """True when a database error means the connection died (server restart, terminated backend)."""
     return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
@@ -97,7 +104,8 @@ def retry_once_on_disconnect(work: Callable[[], T], what: str = "database work")
     """Run `work`; if its connection turns out dead, roll back and run it once more on a fresh connection.
 
     SQLAlchemy invalidates the pool on a disconnect, so the second run checks out a new connection.
-    `work` must be safe to run again after a rollback (it starts its own transaction).
+    `work` must be safe to run again after a rollback (it starts its own transaction); when it commits,
+    it must also be idempotent, since a connection lost at COMMIT may have committed.
     """
     try:
         return work()

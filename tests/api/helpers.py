@@ -1,8 +1,11 @@
 """Helpers shared by the events-API tests: posting events and reading what the database holds."""
 
 import json
+from pathlib import Path
 
-from sqlalchemy import func, select
+from servers import wait_for
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.pool import NullPool
 
 from webhooks_app.events import EVENT_NAMES
 from webhooks_app.extensions import db
@@ -82,3 +85,28 @@ def assert_error(response, status: int, field: str) -> str:
     assert body["error"]["field"] == field
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]["message"]
+
+
+def sqlite_path(app) -> Path:
+    """The file of an app's SQLite database."""
+    with app.app_context():
+        return Path(db.engine.url.database)
+
+
+def terminate_backends(app) -> int:
+    """Terminate every client backend of the app's PostgreSQL database but this one, as a restart would."""
+    with app.app_context():
+        url = db.engine.url
+    killer = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with killer.connect() as connection:
+            # In the select list, not the WHERE clause, so only the rows that pass the WHERE are terminated.
+            pids = list(connection.execute(text(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")).scalars())
+            wait_for(lambda: not connection.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                                                    {"pids": pids}).first(),
+                     message="the terminated backends to exit")
+        return len(pids)
+    finally:
+        killer.dispose()

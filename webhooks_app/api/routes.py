@@ -3,51 +3,57 @@
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..database import retry_once_on_disconnect
 from ..emit import emit_event
 from ..extensions import csrf, db
-from ..services.api_tokens import authenticate_api_token
+from ..services.api_tokens import TokenUse, authenticate_api_token
 from ..services.intake import IntakeError, token_scope
 from .body import BodyError, check_content_type, parse_json
+from .errors import error_response, register_error_handlers
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
+register_error_handlers(bp)
 
 MAX_EVENT_BYTES = 64 * 1024
 
 
-def error_response(status: int, field: str, message: str):
-    response = jsonify({"error": {"field": field, "message": message}})
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="webhooks"'
-    return response
+def read_body() -> bytes | None:
+    """The body, or None when it is over the limit (read at most one byte past it)."""
+    if (request.content_length or 0) > MAX_EVENT_BYTES:
+        return None
+    # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.
+    request.max_content_length = MAX_EVENT_BYTES + 1
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return None
+    return raw if len(raw) <= MAX_EVENT_BYTES else None
+
+
+def check_token(token: str) -> TokenUse | None:
+    """The live token's use, its last use committed when it moved (kept even if the event is refused)."""
+    use = authenticate_api_token(token)
+    if use is None:
+        db.session.rollback()
+    elif use.noted:
+        db.session.commit()
+    return use
 
 
 @bp.post("/events")
 def create_event():
     """Accept one event and answer 202 with its eventId and how many messages it queued."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    use = authenticate_api_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    use = retry_once_on_disconnect(lambda: check_token(token), "API token check") if token else None
     if use is None:
-        db.session.rollback()
         return error_response(401, "Authorization", "a valid bearer API token is required")
-    if use.noted:
-        db.session.commit()  # keep the token's last use even if the event is refused
+    raw = read_body()
     try:
         check_content_type(request)
-    except BodyError as error:
-        return error_response(error.status, error.field, error.message)
-    if (request.content_length or 0) > MAX_EVENT_BYTES:
-        return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
-    # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.
-    request.max_content_length = MAX_EVENT_BYTES + 1
-    try:
-        raw = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raw = None
-    if raw is None or len(raw) > MAX_EVENT_BYTES:
-        return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
-    try:
+        if raw is None:
+            return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
         data = parse_json(raw)
     except BodyError as error:
         return error_response(error.status, error.field, error.message)
