@@ -1,5 +1,5 @@
 """Engine tuning: SQLite in WAL mode whose writers take the write lock when they begin; pings of idle connections;
-a dead connection's work retried once."""
+a dead connection's work retried once; a bounded wait for SQLite's lock where a request asks for one."""
 
 import logging
 import sqlite3
@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
@@ -19,6 +19,21 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def limit_lock_wait(seconds: float) -> None:
+    """Wait at most `seconds` for SQLite's write lock in this app context (one request) instead of 15 s.
+
+    Kept in flask.g, so the connection's next user (an admin page, the worker) waits the full 15 s again.
+    PostgreSQL is not affected.
+    """
+    g.sqlite_busy_timeout_ms = max(0, int(seconds * 1000))
+
+
+def _busy_timeout_ms() -> int:
+    if has_app_context():
+        return g.get("sqlite_busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS)
+    return SQLITE_BUSY_TIMEOUT_MS
 
 
 def _begin_statement() -> str:
@@ -56,6 +71,7 @@ def configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        connection_record.info["busy_timeout_ms"] = SQLITE_BUSY_TIMEOUT_MS
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the log's indexes stay in memory
@@ -63,6 +79,12 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
+        # The busy timeout bounds BEGIN IMMEDIATE's wait; set only when this context wants another value
+        # than the connection has (an in-process call, no round trip).
+        busy_timeout_ms = _busy_timeout_ms()
+        if connection.info.get("busy_timeout_ms") != busy_timeout_ms:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            connection.info["busy_timeout_ms"] = busy_timeout_ms
         connection.exec_driver_sql(_begin_statement())
 
 

@@ -6,10 +6,12 @@ other way round for SQLite's write lock), so it runs in both and fails, never sk
 """
 
 import os
+import threading
 
 import pytest
 from conftest import free_port
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
 from webhooks_app import create_app
 from webhooks_app.config import normalize_database_url
@@ -67,12 +69,33 @@ def postgres_session_app(app):
         db.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_session_app(app, tmp_path_factory):
+    """The suite's app when it runs on SQLite, else one on a SQLite file of its own."""
+    if dialect_of(app) == "sqlite":
+        yield app
+        return
+    path = tmp_path_factory.mktemp("sqlite") / "api.sqlite3"
+    application = other_app(app, f"sqlite:///{path}")
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
 @pytest.fixture
 def postgres_app(app, postgres_session_app):
     """An app on PostgreSQL with empty tables after the test."""
     yield postgres_session_app
     if postgres_session_app is not app:
         empty_tables(postgres_session_app)
+
+
+@pytest.fixture
+def sqlite_app(app, sqlite_session_app):
+    """An app on SQLite with empty tables after the test."""
+    yield sqlite_session_app
+    if sqlite_session_app is not app:
+        empty_tables(sqlite_session_app)
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +107,13 @@ def unreachable_app(app):
     with application.app_context():
         db.engine.dispose()
 
+
+@pytest.fixture
+def sqlite_server(sqlite_app):
+    """sqlite_app served over HTTP on a free 127.0.0.1 port in a background thread."""
+    server = make_server("127.0.0.1", free_port(), sqlite_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(timeout=10)

@@ -1,6 +1,9 @@
-"""The events API when the database fails: dead connections retried, 503 + Retry-After when unavailable,
-JSON (never the HTML error page) for every error under /api/v1."""
+"""The events API when the database fails: dead connections retried, 503 + Retry-After when unavailable or
+locked, JSON (never the HTML error page) for every error under /api/v1."""
 
+import json
+import socket
+import sqlite3
 import time
 
 import pytest
@@ -12,6 +15,7 @@ from api.helpers import (
     bearer,
     new_token,
     post_event,
+    sqlite_path,
     stored_counts,
     stored_events,
     terminate_backends,
@@ -20,6 +24,7 @@ from servers import wait_for
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
+from webhooks_app.database import SQLITE_BUSY_TIMEOUT_MS, limit_lock_wait
 from webhooks_app.extensions import db
 
 
@@ -96,6 +101,81 @@ def test_an_unreachable_database_answers_503_json_with_retry_after(unreachable_a
     response = client.post(URL, json=ASSET_CREATE, headers=bearer("whk_" + "x" * 43))
     assert_unavailable(response)
     assert time.monotonic() - started < 5
+
+
+def hold_write_lock(app) -> sqlite3.Connection:
+    """Another connection to the app's SQLite file holding the write lock (BEGIN IMMEDIATE) until it ends."""
+    holder = sqlite3.connect(sqlite_path(app), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_held_sqlite_write_lock_answers_503_within_the_intake_bound(sqlite_app, monkeypatch):
+    """While another process holds SQLite's write lock, POST waits WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS, not 15 s,
+    then answers 503 with Retry-After; once the lock is released the event is accepted."""
+    monkeypatch.setitem(sqlite_app.config, "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS", 1)
+    add_webhook(sqlite_app, events=("asset.create",))
+    token = new_token(sqlite_app)
+    client = sqlite_app.test_client()
+    assert post_event(client, token, ASSET_CREATE).status_code == 202
+    holder = hold_write_lock(sqlite_app)
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            response = post_event(client, token, ASSET_CREATE)
+            waited = time.monotonic() - started
+            assert_unavailable(response)
+            assert 0.9 <= waited < 3, waited
+    finally:
+        holder.rollback()
+        holder.close()
+    assert post_event(client, token, ASSET_CREATE).status_code == 202
+    assert stored_counts(sqlite_app) == (2, 2)
+
+
+def test_only_the_api_request_waits_less_for_the_lock(sqlite_app):
+    """limit_lock_wait() shortens SQLite's busy timeout for one app context; the next context (an admin page,
+    the worker) on the same pooled connection waits the full 15 s again."""
+    with sqlite_app.app_context():
+        db.engine.dispose()  # an empty pool: both contexts below use the same connection
+        limit_lock_wait(1.5)
+        assert db.session.execute(text("PRAGMA busy_timeout")).scalar_one() == 1500
+        shortened = db.session.connection().connection.dbapi_connection
+        db.session.remove()
+    with sqlite_app.app_context():
+        assert db.session.execute(text("PRAGMA busy_timeout")).scalar_one() == SQLITE_BUSY_TIMEOUT_MS == 15000
+        assert db.session.connection().connection.dbapi_connection is shortened
+        db.session.remove()
+
+
+def test_a_slow_client_keeps_no_transaction_open(sqlite_app, sqlite_server):
+    """While a client is still sending its body, the request holds no SQLite write lock: other writers go on.
+
+    The lock is probed for a second after the headers arrived, which is ample for the server to check the
+    token (the check that used to begin the transaction); the request is then completed and accepted.
+    """
+    add_webhook(sqlite_app, events=("asset.create",))
+    token = new_token(sqlite_app)
+    client = sqlite_app.test_client()
+    assert post_event(client, token, ASSET_CREATE).status_code == 202  # the token's next check writes nothing
+    body = json.dumps(ASSET_CREATE).encode()
+    head = (f"POST {URL} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    probe = sqlite3.connect(sqlite_path(sqlite_app), timeout=0, isolation_level=None)
+    with socket.create_connection(sqlite_server.server_address, timeout=10) as slow_client:
+        slow_client.sendall(head + body[:10])
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            probe.execute("BEGIN IMMEDIATE")  # raises "database is locked" while a request holds the lock
+            probe.execute("ROLLBACK")
+            time.sleep(0.02)  # a polling interval, as servers.wait_for's
+        slow_client.sendall(body[10:])
+        answer = b""
+        while chunk := slow_client.recv(65536):
+            answer += chunk
+    probe.close()
+    assert answer.startswith(b"HTTP/1.1 202"), answer
+    assert stored_counts(sqlite_app) == (2, 2)
 
 
 def test_an_unexpected_error_answers_500_json(app, client, api_token, monkeypatch, caplog):
