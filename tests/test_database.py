@@ -2,6 +2,7 @@
 
 import os
 import threading
+import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -12,8 +13,9 @@ from sqlalchemy.pool import NullPool
 
 from webhooks_app.config import normalize_database_url
 from webhooks_app.database import ping_idle_connections
+from webhooks_app.emit import emit_event
 from webhooks_app.extensions import db
-from webhooks_app.models import Webhook
+from webhooks_app.models import Event, Webhook
 from webhooks_app.services.webhooks import WebhookFields, create_webhook, list_webhooks
 
 
@@ -22,6 +24,29 @@ def test_migrations_match_the_models(app):
     with app.app_context(), db.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
     assert differences == []
+
+
+def test_events_stored_before_scoped_event_ids_get_the_legacy_scope(app):
+    """Migration 0007 puts existing events in the "legacy" scope, without digest: no sender's new event repeats them."""
+    from flask_migrate import downgrade, upgrade
+
+    event_uuid = str(uuid.uuid4())
+    with app.app_context():
+        db.session.remove()
+        downgrade(revision="0005_webhook_backlog_index")
+        try:
+            with db.engine.begin() as connection:
+                connection.execute(text("INSERT INTO events (event_uuid, event_type, payload, created_at) "
+                                        "VALUES (:event_uuid, 'asset.create', '{}', CURRENT_TIMESTAMP)"),
+                                   {"event_uuid": event_uuid})
+        finally:
+            upgrade()
+        assert db.session.execute(select(Event.event_uuid, Event.scope, Event.body_digest)).all() == [
+            (event_uuid, "legacy", None)]
+        accepted = emit_event({"type": "asset.create", "assetId": 1, "userId": 1, "eventId": event_uuid})
+        assert not accepted.duplicate
+        assert db.session.scalars(select(Event.scope).order_by(Event.id)).all() == ["legacy", "local"]
+        db.session.remove()
 
 
 def test_concurrent_read_then_write_transactions_all_succeed(app):
@@ -51,7 +76,10 @@ def test_concurrent_read_then_write_transactions_all_succeed(app):
         assert db.session.scalar(select(func.count()).select_from(Webhook)) == 8
 
 
-POSTGRES_URL = normalize_database_url(os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+# The suite's PostgreSQL database when it runs on one, else TEST_POSTGRES_URL, else CI's `test`.
+POSTGRES_URL = normalize_database_url(
+    os.environ["TEST_DATABASE_URL"] if os.environ.get("TEST_DATABASE_URL", "").startswith("postgres")
+    else os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
 
 
 def _terminate_pooled_backend(engine) -> int:

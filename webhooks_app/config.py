@@ -96,6 +96,7 @@ def settings_from_environment(environ=os.environ) -> dict:
         "WEBHOOKS_CLAIM_MARGIN_SECONDS": float(environ.get("WEBHOOKS_CLAIM_MARGIN_SECONDS", "30")),
         **send_caps(environ),
         "WEBHOOKS_METRICS_TOKEN": environ.get("WEBHOOKS_METRICS_TOKEN") or None,
+        "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS": float(environ.get("WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS", "3")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": parse_bool(environ.get("SESSION_COOKIE_SECURE")),

@@ -1,4 +1,5 @@
-"""Engine tuning: SQLite in WAL mode whose writers take the write lock when they begin; pings of idle connections."""
+"""Engine tuning: SQLite in WAL mode whose writers take the write lock when they begin; pings of idle connections;
+a dead connection's work retried once; a bounded wait for SQLite's lock where a request asks for one."""
 
 import logging
 import sqlite3
@@ -6,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
@@ -18,6 +19,21 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def limit_lock_wait(seconds: float) -> None:
+    """Wait at most `seconds` for SQLite's write lock in this app context (one request) instead of 15 s.
+
+    Kept in flask.g, so the connection's next user (an admin page, the worker) waits the full 15 s again.
+    PostgreSQL is not affected.
+    """
+    g.sqlite_busy_timeout_ms = max(0, int(seconds * 1000))
+
+
+def _busy_timeout_ms() -> int:
+    if has_app_context():
+        return g.get("sqlite_busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS)
+    return SQLITE_BUSY_TIMEOUT_MS
 
 
 def _begin_statement() -> str:
@@ -55,6 +71,7 @@ def configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        connection_record.info["busy_timeout_ms"] = SQLITE_BUSY_TIMEOUT_MS
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the log's indexes stay in memory
@@ -62,6 +79,12 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
+        # The busy timeout bounds BEGIN IMMEDIATE's wait; set only when this context wants another value
+        # than the connection has (an in-process call, no round trip).
+        busy_timeout_ms = _busy_timeout_ms()
+        if connection.info.get("busy_timeout_ms") != busy_timeout_ms:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            connection.info["busy_timeout_ms"] = busy_timeout_ms
         connection.exec_driver_sql(_begin_statement())
 
 
@@ -88,6 +111,12 @@ def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_
             raise exc.DisconnectionError(f"idle database connection is gone: {error}") from error
 
 
+# Errors that mean the database cannot do the work now but may soon: unreachable or restarting
+# (OperationalError, InterfaceError, DisconnectionError), locked or timed out (OperationalError), or no
+# pooled connection free in time (TimeoutError).
+UNAVAILABLE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError, exc.TimeoutError)
+
+
 def is_disconnect(error: BaseException) -> bool:
     """True when a database error means the connection died (server restart, terminated backend)."""
     return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
@@ -97,7 +126,8 @@ def retry_once_on_disconnect(work: Callable[[], T], what: str = "database work")
     """Run `work`; if its connection turns out dead, roll back and run it once more on a fresh connection.
 
     SQLAlchemy invalidates the pool on a disconnect, so the second run checks out a new connection.
-    `work` must be safe to run again after a rollback (it starts its own transaction).
+    `work` must be safe to run again after a rollback (it starts its own transaction); when it commits,
+    it must also be idempotent, since a connection lost at COMMIT may have committed.
     """
     try:
         return work()

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -90,12 +90,21 @@ class ApiToken(db.Model):
 
 
 class Event(db.Model):
-    """A system event accepted by the intake; its payload is the `event` object of every message."""
+    """A system event accepted by the intake; its payload is the `event` object of every message.
+
+    The eventId is unique per sender (`scope`: "token:<id>", "local" for emit_event and the CLI, "test"
+    for the Test button, "legacy" for events stored before eventIds were scoped), and `body_digest`
+    tells a repeat of the same event from a different event reusing the eventId.
+    """
 
     __tablename__ = "events"
+    # eventId first: the index also finds an event by its eventId alone.
+    __table_args__ = (UniqueConstraint("event_uuid", "scope", name="uq_events_event_uuid_scope"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    event_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    event_uuid: Mapped[str] = mapped_column(String(36))
+    scope: Mapped[str] = mapped_column(String(32), server_default="legacy")
+    body_digest: Mapped[str | None] = mapped_column(String(64))
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(db.JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,21 +7,27 @@ import time
 import uuid
 
 import pytest
+from api.helpers import (
+    ASSET_CREATE,
+    EVENT_ID,
+    URL,
+    add_webhook,
+    assert_error,
+    bearer,
+    post_event,
+    stored_counts,
+    stored_events,
+    stored_messages,
+)
 from conftest import wait_for
 from sqlalchemy import func, select
 
 from webhooks_app.emit import emit_event
 from webhooks_app.events import EVENT_NAMES
 from webhooks_app.extensions import db
-from webhooks_app.models import ApiToken, Event, Message, MessageStatus
+from webhooks_app.models import ApiToken, MessageStatus
 from webhooks_app.services.api_tokens import create_api_token, revoke_api_token
 from webhooks_app.services.intake import IntakeError
-from webhooks_app.services.webhooks import WebhookFields, create_webhook
-
-URL = "/api/v1/events"
-UNUSED_ENDPOINT = "https://hooks.example.com/netx"  # no worker runs in these tests, so nothing is ever sent
-ASSET_CREATE = {"type": "asset.create", "assetId": 101, "userId": 1}
-EVENT_ID = "5f0c7d2e-3b1a-4c8e-9d6f-2a4b6c8e0f13"
 
 # Each event type, the subject keys its payload starts with, and its systemEventType.
 SUBJECTS = {
@@ -39,68 +45,12 @@ SUBJECTS = {
 }
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def post_event(client, token: str, event=None, raw: bytes | None = None, headers=None):
-    """POST an event as JSON, or `raw` bytes as they are."""
-    data = raw if raw is not None else json.dumps(event).encode()
-    return client.post(URL, data=data, content_type="application/json", headers={**bearer(token), **(headers or {})})
-
-
-def add_webhook(app, url: str = UNUSED_ENDPOINT, events=EVENT_NAMES, enabled: bool = True) -> int:
-    with app.app_context():
-        webhook, _ = create_webhook(WebhookFields("Receiver", url, tuple(events), enabled))
-        db.session.commit()
-        return webhook.id
-
-
-def stored_counts(app) -> tuple[int, int]:
-    """How many rows the events and messages tables hold."""
-    with app.app_context():
-        events = db.session.scalar(select(func.count()).select_from(Event))
-        messages = db.session.scalar(select(func.count()).select_from(Message))
-        db.session.remove()
-        return events, messages
-
-
-def stored_events(app) -> list[tuple[str, str, dict]]:
-    """(event_uuid, event_type, payload) of every stored event, oldest first."""
-    with app.app_context():
-        rows = db.session.execute(select(Event.event_uuid, Event.event_type, Event.payload).order_by(Event.id)).all()
-        db.session.remove()
-        return [tuple(row) for row in rows]
-
-
-def stored_messages(app) -> list[tuple[int, str, str]]:
-    """(webhook_id, event_type, status) of every stored message, oldest first."""
-    with app.app_context():
-        rows = db.session.execute(
-            select(Message.webhook_id, Message.event_type, Message.status).order_by(Message.id)
-        ).all()
-        db.session.remove()
-        return [tuple(row) for row in rows]
-
-
-def assert_error(response, status: int, field: str) -> str:
-    """The answer is `status` with {"error": {"field": field, "message": ...}}; returns the message."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.content_type == "application/json"
-    body = response.get_json()
-    assert list(body) == ["error"]
-    assert set(body["error"]) == {"field", "message"}
-    assert body["error"]["field"] == field
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]["message"]
-
-
 # --- refused input ---------------------------------------------------------------------------------------------
 
 BAD_BODIES = [
     pytest.param(b'{"type": "asset.create", "assetId": 101,', 400, "body", id="malformed-json"),
     pytest.param(b"", 400, "body", id="empty-body"),
-    pytest.param(b'\xff{"type": "asset.create"}', 400, "body", id="not-utf8"),
+    pytest.param(b'\xff{"type": "asset.create"}', 415, "body", id="not-utf8"),
     pytest.param(json.dumps([ASSET_CREATE]).encode(), 400, "body", id="json-array"),
     pytest.param(b'"asset.create"', 400, "body", id="json-string"),
     pytest.param(b"null", 400, "body", id="json-null"),
@@ -148,7 +98,7 @@ BAD_EVENTS = [
 @pytest.mark.parametrize(("raw", "status", "field"), BAD_BODIES)
 def test_a_body_that_is_not_a_json_object_is_refused_and_nothing_is_stored(app, client, api_token, raw, status,
                                                                             field):
-    """Malformed JSON, an empty body, non-UTF-8 bytes and JSON that is not an object get 400 naming "body"."""
+    """Malformed JSON, an empty body and JSON that is not an object get 400 naming "body"; non-UTF-8 bytes 415."""
     add_webhook(app)
     response = post_event(client, api_token, raw=raw)
     assert_error(response, status, field)

@@ -1,57 +1,73 @@
 """POST /api/v1/events: the JSON event intake, authenticated with a bearer API token."""
 
-import json
-
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..database import limit_lock_wait, retry_once_on_disconnect
 from ..emit import emit_event
 from ..extensions import csrf, db
-from ..services.api_tokens import authenticate_api_token
-from ..services.intake import IntakeError
+from ..services.api_tokens import TokenUse, authenticate_api_token
+from ..services.intake import IntakeError, token_scope
+from .body import BodyError, check_content_type, parse_json
+from .errors import error_response, register_error_handlers
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
+register_error_handlers(bp)
 
 MAX_EVENT_BYTES = 64 * 1024
+DEFAULT_INTAKE_LOCK_TIMEOUT_SECONDS = 3.0
 
 
-def error_response(status: int, field: str, message: str):
-    response = jsonify({"error": {"field": field, "message": message}})
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="webhooks"'
-    return response
+@bp.before_request
+def bound_the_lock_wait():
+    """A locked SQLite database gets a fast, retryable 503 instead of holding a web thread for 15 s."""
+    limit_lock_wait(current_app.config.get("WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS",
+                                           DEFAULT_INTAKE_LOCK_TIMEOUT_SECONDS))
 
 
-@bp.post("/events")
-def create_event():
-    """Accept one event and answer 202 with its eventId and how many messages it queued."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    use = authenticate_api_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-    if use is None:
-        db.session.rollback()
-        return error_response(401, "Authorization", "a valid bearer API token is required")
-    if use.noted:
-        db.session.commit()  # keep the token's last use even if the event is refused
+def read_body() -> bytes | None:
+    """The body, or None when it is over the limit (read at most one byte past it)."""
     if (request.content_length or 0) > MAX_EVENT_BYTES:
-        return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
+        return None
     # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.
     request.max_content_length = MAX_EVENT_BYTES + 1
     try:
         raw = request.get_data(cache=False)
     except RequestEntityTooLarge:
-        raw = None
-    if raw is None or len(raw) > MAX_EVENT_BYTES:
-        return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
+        return None
+    return raw if len(raw) <= MAX_EVENT_BYTES else None
+
+
+def check_token(token: str) -> TokenUse | None:
+    """The live token's use, its last use committed when it moved (kept even if the event is refused)."""
+    use = authenticate_api_token(token)
+    if use is None:
+        db.session.rollback()
+    elif use.noted:
+        db.session.commit()
+    return use
+
+
+@bp.post("/events")
+def create_event():
+    """Accept one event and answer 202 with its eventId and how many messages it queued."""
+    # Read before the token check: no transaction (on SQLite, the write lock) waits on a slow client.
+    raw = read_body()
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    use = retry_once_on_disconnect(lambda: check_token(token), "API token check") if token else None
+    if use is None:
+        return error_response(401, "Authorization", "a valid bearer API token is required")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        return error_response(400, "body", f"the body is not valid JSON: {error}")
-    except RecursionError:
-        return error_response(400, "body", "the body is not valid JSON: it is nested too deeply")
+        check_content_type(request)
+        if raw is None:
+            return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
+        data = parse_json(raw)
+    except BodyError as error:
+        return error_response(error.status, error.field, error.message)
     try:
-        accepted = emit_event(data)
+        accepted = emit_event(data, scope=token_scope(use.token_id))
     except IntakeError as error:
         db.session.rollback()
         return error_response(error.status, error.field, error.message)

@@ -1,15 +1,17 @@
 """Event intake: validate an event, store it and fan it out to subscribed webhooks; callers commit."""
 
+import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from ..database import dialect_name
 from ..events import EVENTS_BY_NAME
 from ..extensions import db
-from ..models import Event, Message, MessageStatus, utcnow
+from ..models import Message, MessageStatus, utcnow
 from . import intake_statements as statements
 
 FOLDER_CHANGE_FIELDS = frozenset({"parent", "name", "description", "path", "visibility", "portalImage", "modifiedBy"})
@@ -22,9 +24,19 @@ ASSET_SOURCES = ("upload", "reimport", "resync")
 COMMON_KEYS = frozenset({"type", "userId", "eventId", "eventTime"})
 MAX_ID = 2**53 - 1  # the largest integer a JavaScript receiver reads exactly
 
+# An eventId is unique per sender, its scope: each API token, the local intake (emit_event and the
+# `emit` command) and the Test button; events stored before scopes existed are "legacy".
+LOCAL_SCOPE = "local"
+TEST_SCOPE = "test"
+
+
+def token_scope(token_id: int) -> str:
+    """The scope of the eventIds an API token sends."""
+    return f"token:{token_id}"
+
 
 class IntakeError(ValueError):
-    """An event was refused; status is the HTTP answer (400 wrong type, 422 unknown or missing)."""
+    """An event was refused; status is the HTTP answer (400 wrong type, 409 eventId reused, 422 unknown or missing)."""
 
     def __init__(self, status: int, field_name: str, message: str):
         super().__init__(message)
@@ -33,12 +45,26 @@ class IntakeError(ValueError):
         self.message = message
 
 
+@dataclass(frozen=True)
+class ValidEvent:
+    """A checked event: its type, the `event` payload of its messages, whether it triggers, and its digest."""
+
+    event_type: str
+    payload: dict
+    triggers: bool
+    digest: str
+
+    @property
+    def event_uuid(self) -> str:
+        return self.payload["eventId"]
+
+
 @dataclass
 class AcceptedEvent:
     event_uuid: str
     message_ids: list[int] = field(default_factory=list)
     duplicate: bool = False
-    webhook_ids: list[int] = field(default_factory=list)  # of the new messages
+    webhook_ids: list[int] = field(default_factory=list)  # of its messages
 
 
 def subject_keys(event_type: str) -> tuple[str, ...]:
@@ -99,8 +125,23 @@ def _triggers(event_type: str, data: dict) -> bool:
     return True
 
 
-def validate_event(data) -> tuple[str, dict, bool]:
-    """Check an event; return its type, the `event` payload of its messages, and whether it triggers."""
+def _digest(event_type: str, subjects: dict, user_id: int, data: dict) -> str:
+    """SHA-256 of the event's validated input in a canonical form: what makes a repeat the same event.
+
+    Key order, whitespace, the eventId's spelling, the order of `changed` and a default `source` do not
+    count. An omitted eventTime stays omitted (it means "when first accepted"), so a repeat that omits it
+    matches however late it comes, and never matches one that names an eventTime.
+    """
+    canonical = {
+        "type": event_type, **subjects, "userId": user_id, "eventTime": data.get("eventTime"),
+        "source": data.get("source", "upload") if event_type == "asset.create" else None,
+        "changed": sorted(set(data["changed"])) if "changed" in data else None,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def validate_event(data) -> ValidEvent:
+    """Check an event; a missing eventId is generated here, so storing it again (a retry) is idempotent."""
     if not isinstance(data, dict):
         raise IntakeError(400, "body", "the body must be a JSON object")
     if "type" not in data:
@@ -120,32 +161,39 @@ def validate_event(data) -> tuple[str, dict, bool]:
     event_uuid = _event_uuid(data)
     event_time = _event_time(data)
     triggers = _triggers(event_type, data)
+    digest = _digest(event_type, payload, user_id, data)
     payload.update({
         "systemEventType": EVENTS_BY_NAME[event_type].system_event_type,
         "eventId": event_uuid,
         "eventTime": event_time,
         "userId": user_id,
     })
-    return event_type, payload, triggers
+    return ValidEvent(event_type, payload, triggers, digest)
 
 
-def _existing(event_uuid: str) -> AcceptedEvent | None:
-    event_row_id = db.session.scalar(select(Event.id).where(Event.event_uuid == event_uuid))
-    if event_row_id is None:
+def _stored_repeat(event: ValidEvent, scope: str) -> AcceptedEvent | None:
+    """The first acceptance of this eventId from this sender, or None; 409 when it was a different event."""
+    rows = db.session.connection().execute(statements.stored_event(), {
+        "stored_event_uuid": event.event_uuid, "stored_scope": scope}).all()
+    if not rows:
         return None
-    message_ids = list(db.session.scalars(select(Message.id).where(Message.event_id == event_row_id)))
-    return AcceptedEvent(event_uuid, message_ids, duplicate=True)
+    if rows[0].body_digest != event.digest:
+        raise IntakeError(409, "eventId", f"eventId {event.event_uuid} was already used for a different event; "
+                                          "send a new eventId, or repeat the first event exactly")
+    sent = [row for row in rows if row.message_id is not None]
+    return AcceptedEvent(event.event_uuid, [row.message_id for row in sent], duplicate=True,
+                         webhook_ids=sorted({row.webhook_id for row in sent if row.webhook_id is not None}))
 
 
-def store_event(event_uuid: str, event_type: str, payload: dict) -> int | None:
-    """Insert an event row unless its eventId is stored already; returns its id, or None for a repeat.
+def store_event(event_uuid: str, event_type: str, payload: dict, scope: str, digest: str | None = None) -> int | None:
+    """Insert an event row unless its sender stored its eventId already; returns its id, or None for a repeat.
 
     `ON CONFLICT DO NOTHING` settles a repeat in the same statement, also against a concurrent request
     with the same eventId, so a new event costs no look-up first.
     """
     return db.session.connection().execute(statements.store_event(dialect_name()), {
-        "new_event_uuid": event_uuid, "new_event_type": event_type, "new_payload": payload,
-        "new_created_at": utcnow(),
+        "new_event_uuid": event_uuid, "new_scope": scope, "new_body_digest": digest, "new_event_type": event_type,
+        "new_payload": payload, "new_created_at": utcnow(),
     }).scalar_one_or_none()
 
 
@@ -163,19 +211,28 @@ def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_t
     return list(db.session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
 
 
-def accept_event(data) -> AcceptedEvent:
-    """Validate and store an event with one Queued message per enabled subscribed webhook.
+def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
+    """Store a validated event with one Queued message per enabled subscribed webhook.
 
-    Sending the same eventId again returns the first acceptance and creates nothing.
+    Sending the same event with the same eventId again returns the first acceptance and creates nothing;
+    a different event with an eventId its sender used already is refused with 409.
     """
-    event_type, payload, triggers = validate_event(data)
-    event_uuid = payload["eventId"]
-    if not triggers:
-        return _existing(event_uuid) or AcceptedEvent(event_uuid)
+    if not event.triggers:
+        return _stored_repeat(event, scope) or AcceptedEvent(event.event_uuid)
     webhook_ids = list(db.session.connection().execute(statements.subscribed_webhook_ids(),
-                                                       {"subscribed_type": event_type}).scalars())
-    event_id = store_event(event_uuid, event_type, payload)
-    if event_id is None:
-        return _existing(event_uuid)
-    message_ids = create_messages(event_id, event_type, webhook_ids)
-    return AcceptedEvent(event_uuid, message_ids, webhook_ids=webhook_ids)
+                                                       {"subscribed_type": event.event_type}).scalars())
+    for _ in range(2):
+        event_id = store_event(event.event_uuid, event.event_type, event.payload, scope, event.digest)
+        if event_id is not None:
+            message_ids = create_messages(event_id, event.event_type, webhook_ids)
+            return AcceptedEvent(event.event_uuid, message_ids, webhook_ids=webhook_ids)
+        repeat = _stored_repeat(event, scope)
+        if repeat is not None:
+            return repeat
+        # The event it repeated was pruned between the two statements: store this one after all.
+    raise RuntimeError(f"eventId {event.event_uuid} conflicts with an event that cannot be found")
+
+
+def accept_event(data, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
+    """Validate and store an event from this sender (see store_valid_event); callers commit."""
+    return store_valid_event(validate_event(data), scope)

@@ -33,14 +33,26 @@ def subscribed_webhook_ids():
 
 @functools.cache
 def store_event(dialect: str):
-    """Insert an event unless its eventId is stored already; returns its id, or no row for a repeat."""
+    """Insert an event unless its sender stored its eventId already; returns its id, or no row for a repeat."""
     insert_for_dialect = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return (
         insert_for_dialect(events)
-        .values(event_uuid=bindparam("new_event_uuid"), event_type=bindparam("new_event_type"),
+        .values(event_uuid=bindparam("new_event_uuid"), scope=bindparam("new_scope"),
+                body_digest=bindparam("new_body_digest"), event_type=bindparam("new_event_type"),
                 payload=bindparam("new_payload"), created_at=bindparam("new_created_at"))
-        .on_conflict_do_nothing(index_elements=[events.c.event_uuid])
+        .on_conflict_do_nothing(index_elements=[events.c.event_uuid, events.c.scope])
         .returning(events.c.id)
+    )
+
+
+@functools.cache
+def stored_event():
+    """The event a sender stored with an eventId: one row per message (or one without), oldest message first."""
+    return (
+        select(events.c.id, events.c.body_digest, messages.c.id.label("message_id"), messages.c.webhook_id)
+        .select_from(events.outerjoin(messages, messages.c.event_id == events.c.id))
+        .where(events.c.event_uuid == bindparam("stored_event_uuid"), events.c.scope == bindparam("stored_scope"))
+        .order_by(messages.c.id)
     )
 
 

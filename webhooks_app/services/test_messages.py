@@ -10,7 +10,7 @@ from ..extensions import db
 from ..models import Attempt
 from .attempts import Outcome
 from .delivery import deliver_message
-from .intake import create_messages, store_event
+from .intake import TEST_SCOPE, create_messages, store_event
 
 TEST_EVENT_TYPE = "webhook.test"
 
@@ -20,8 +20,8 @@ def create_test_message(webhook_id: int, user_id: int) -> int:
     event_uuid = str(uuid.uuid4())
     payload = {"systemEventType": "WEBHOOK_TEST", "eventId": event_uuid, "eventTime": int(time.time()),
                "userId": user_id}
-    (message_id,) = create_messages(store_event(event_uuid, TEST_EVENT_TYPE, payload), TEST_EVENT_TYPE, [webhook_id],
-                                    is_test=True)
+    event_id = store_event(event_uuid, TEST_EVENT_TYPE, payload, TEST_SCOPE)
+    (message_id,) = create_messages(event_id, TEST_EVENT_TYPE, [webhook_id], is_test=True)
     return message_id
 
 
