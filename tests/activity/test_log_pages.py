@@ -141,13 +141,13 @@ def test_hourly_outcomes_bucket_attempts_by_hour_and_webhook(app_context):
     mine, other = make_webhook("Mine"), make_webhook("Other")
     message_id = make_message(mine, MessageStatus.SENT)
     other_message_id = make_message(other, MessageStatus.SENT)
-    for webhook_id, started_at, succeeded in [
+    for number, (webhook_id, started_at, succeeded) in enumerate([
         (mine, datetime(2030, 1, 1, 12, 5), True), (mine, datetime(2030, 1, 1, 12, 19, 59), False),
         (mine, datetime(2030, 1, 1, 7, 59, 59), True), (mine, datetime(2029, 12, 31, 13, 0), False),
         (mine, datetime(2029, 12, 31, 12, 59, 59), True), (other, datetime(2030, 1, 1, 12, 5), True),
-    ]:
+    ], start=1):
         db.session.add(Attempt(message_id=message_id if webhook_id == mine else other_message_id,
-                               webhook_id=webhook_id, number=1, started_at=started_at, duration_ms=5,
+                               webhook_id=webhook_id, number=number, started_at=started_at, duration_ms=5,
                                succeeded=succeeded))
     db.session.flush()
 
