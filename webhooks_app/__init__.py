@@ -1,11 +1,12 @@
 """The webhook service: a Flask app that pushes system events to subscribed HTTPS endpoints."""
 
 import logging
+from pathlib import Path
 
 from flask import Flask, redirect, render_template, url_for
 from sqlalchemy.engine import Engine
 
-from .config import INSTANCE_PATH, PROJECT_ROOT, settings_from_environment
+from .config import INSTANCE_PATH, PROJECT_ROOT, check_secret_key, prepare_sqlite_files, settings_from_environment
 from .database import configure_sqlite, ping_idle_connections
 from .extensions import csrf, db, login_manager, migrate
 from .queue import init_broker
@@ -25,6 +26,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings_from_environment())
     if config:
         app.config.update(config)
+    check_secret_key(app.config.get("SECRET_KEY"))
+    prepare_sqlite_files(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
