@@ -141,6 +141,7 @@ def settings_from_environment(environ=os.environ) -> dict:
         "WEBHOOKS_CLAIM_MARGIN_SECONDS": float(environ.get("WEBHOOKS_CLAIM_MARGIN_SECONDS", "30")),
         "WEBHOOKS_MAX_SENDS_PER_ENDPOINT": int(environ.get("WEBHOOKS_MAX_SENDS_PER_ENDPOINT", "4")),
         "WEBHOOKS_METRICS_TOKEN": environ.get("WEBHOOKS_METRICS_TOKEN") or None,
+        "WEBHOOKS_METRICS_PUBLIC": parse_bool(environ.get("WEBHOOKS_METRICS_PUBLIC")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": parse_bool(environ.get("SESSION_COOKIE_SECURE")),
