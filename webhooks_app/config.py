@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import stat
 import tempfile
 from pathlib import Path
 
@@ -110,10 +111,11 @@ def prepare_sqlite_files(database_uri: str, instance_path: Path) -> None:
         pass
     for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         try:
-            if path.stat().st_uid == os.getuid():
-                os.chmod(path, 0o600)
+            status = path.stat()
         except FileNotFoundError:
             continue
+        if stat.S_ISREG(status.st_mode) and status.st_uid == os.getuid():
+            os.chmod(path, 0o600)
 
 
 def settings_from_environment(environ=os.environ) -> dict:
