@@ -33,7 +33,7 @@ def index():
     )
 
 
-@bp.post("/<int:token_id>/revoke")
+@bp.post("/<id:token_id>/revoke")
 def revoke(token_id: int):
     """Revoke a token at once."""
     form = ConfirmForm()

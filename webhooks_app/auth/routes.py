@@ -4,7 +4,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from ..extensions import db, login_manager
 from ..htmx import is_htmx_request
@@ -36,11 +36,15 @@ def load_user(user_id: str) -> User | None:
 
 
 def admin_required(view):
-    """Redirect anonymous visitors to sign-in and refuse signed-in non-administrators."""
+    """Redirect anonymous visitors to sign-in and refuse signed-in non-administrators, whatever the method.
+
+    (Flask-Login's login_required lets OPTIONS through; admin pages answer nothing to anonymous visitors.)
+    """
 
     @wraps(view)
-    @login_required
     def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
         if not current_user.is_admin:
             abort(403, "This page is for administrators only.")
         return view(*args, **kwargs)
@@ -48,10 +52,16 @@ def admin_required(view):
     return wrapped
 
 
-def _safe_next_url(target: str | None) -> str:
-    if target:
+def safe_next_url(target: str | None) -> str:
+    """A local path to return to after sign-in, or the Webhooks page.
+
+    Control characters (a CR/LF would split the Location header), backslashes (browsers read `/\\host`
+    as `//host`) and anything with a scheme or host are refused.
+    """
+    if target and target.startswith("/") and not target.startswith("//") and target.isprintable() \
+            and "\\" not in target and " " not in target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+        if not parts.scheme and not parts.netloc:
             return target
     return url_for("webhooks.index")
 
@@ -80,7 +90,7 @@ def login():
         db.session.commit()
         if user is not None:
             login_user(user)
-            return redirect(_safe_next_url(request.args.get("next")))
+            return redirect(safe_next_url(request.args.get("next")))
         form.form_errors.append("Email or password is incorrect.")
         status = 401
     elif form.is_submitted():

@@ -107,7 +107,7 @@ def create():
     )
 
 
-@bp.route("/<int:webhook_id>/edit", methods=["GET", "POST"])
+@bp.route("/<id:webhook_id>/edit", methods=["GET", "POST"])
 def edit(webhook_id: int):
     """Change a webhook's name, endpoint URL, events and Enabled box."""
     webhook = load_webhook_or_404(webhook_id)
@@ -125,7 +125,7 @@ def edit(webhook_id: int):
     )
 
 
-@bp.post("/<int:webhook_id>/toggle")
+@bp.post("/<id:webhook_id>/toggle")
 def toggle(webhook_id: int):
     """Enable or disable a webhook from its Status toggle."""
     load_webhook_or_404(webhook_id)
@@ -140,7 +140,7 @@ def toggle(webhook_id: int):
     return redirect(url_for("webhooks.index"))
 
 
-@bp.route("/<int:webhook_id>/delete", methods=["GET", "POST"])
+@bp.route("/<id:webhook_id>/delete", methods=["GET", "POST"])
 def delete(webhook_id: int):
     """Ask for confirmation, then delete a webhook."""
     webhook = load_webhook_or_404(webhook_id)
@@ -155,7 +155,7 @@ def delete(webhook_id: int):
     )
 
 
-@bp.route("/<int:webhook_id>/reset-secret", methods=["GET", "POST"])
+@bp.route("/<id:webhook_id>/reset-secret", methods=["GET", "POST"])
 def reset_secret(webhook_id: int):
     """Ask for confirmation, then replace a webhook's secret and show the new one once."""
     webhook = load_webhook_or_404(webhook_id)
@@ -169,7 +169,7 @@ def reset_secret(webhook_id: int):
     )
 
 
-@bp.post("/<int:webhook_id>/test")
+@bp.post("/<id:webhook_id>/test")
 def send_test(webhook_id: int):
     """Send a WEBHOOK_TEST message now and show the endpoint's answer."""
     webhook = load_webhook_or_404(webhook_id)
