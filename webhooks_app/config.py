@@ -152,5 +152,6 @@ def settings_from_environment(environ=os.environ) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "LOGIN_MAX_FAILURES": int(environ.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_LOCKOUT_SECONDS": int(environ.get("LOGIN_LOCKOUT_SECONDS", "900")),
+        "SESSION_IDLE_TIMEOUT_HOURS": float(environ.get("SESSION_IDLE_TIMEOUT_HOURS", "12")),
         "REDIS_CHECK_TIMEOUT_SECONDS": 0.5,
     }
