@@ -3,12 +3,13 @@
 import statistics
 import threading
 import time
+from datetime import timedelta
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token_from, make_user, sign_in
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from webhooks_app.extensions import db
-from webhooks_app.models import LoginAttempt, UserSession
+from webhooks_app.models import LoginAttempt, UserSession, utcnow
 from webhooks_app.services.users import authenticate
 
 WEBHOOKS = "/system/integrations/api/webhooks"
@@ -132,3 +133,18 @@ def test_forty_parallel_wrong_passwords_get_exactly_the_allowed_failures(app):
     assert sorted(statuses) == [401] * limit + [429] * (len(clients) - limit)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(LoginAttempt)) == limit
+
+
+def test_a_session_unused_for_the_idle_timeout_ends(app, admin_client):
+    """A session last seen longer ago than SESSION_IDLE_TIMEOUT_HOURS is refused; a used one is noted as seen."""
+    with app.app_context():
+        db.session.execute(update(UserSession).values(last_seen_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+    assert admin_client.get(WEBHOOKS).status_code == 200
+    with app.app_context():
+        assert utcnow() - db.session.scalar(select(UserSession.last_seen_at)) < timedelta(minutes=1)
+        hours = app.config["SESSION_IDLE_TIMEOUT_HOURS"]
+        db.session.execute(update(UserSession).values(last_seen_at=utcnow() - timedelta(hours=hours, minutes=1)))
+        db.session.commit()
+    response = admin_client.get(WEBHOOKS)
+    assert response.status_code == 302 and response.location.startswith("/login")
