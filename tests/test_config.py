@@ -1,15 +1,16 @@
 """Configuration read from the environment, the generated secret key and the instance folder's modes."""
 
+import json
 import multiprocessing
-import stat
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from webhooks_app import create_app
 from webhooks_app.config import normalize_database_url, parse_retry_delays, settings_from_environment
-from webhooks_app.extensions import db
 
 
 def test_defaults_follow_the_product_document(tmp_path):
@@ -117,19 +118,31 @@ def test_a_short_secret_key_is_refused(key):
         create_app({"SECRET_KEY": key})
 
 
-def test_instance_folder_and_sqlite_files_are_private(tmp_path):
-    """A new instance folder is 0700; the key file, the SQLite database and its -wal and -shm files are 0600."""
-    instance = tmp_path / "instance"
-    settings = settings_from_environment({"WEBHOOKS_INSTANCE_PATH": str(instance)})
-    application = create_app({**settings, "TESTING": True})
-    with application.app_context():
-        with db.engine.begin() as connection:
-            connection.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY)"))
-            connection.execute(text("INSERT INTO probe DEFAULT VALUES"))
-        database = instance / "webhooks.sqlite3"
-        modes = {path.name: stat.S_IMODE(path.stat().st_mode)
-                 for path in (instance, instance / "secret_key", database, Path(f"{database}-wal"),
-                              Path(f"{database}-shm"))}
-        db.engine.dispose()
-    assert modes == {"instance": 0o700, "secret_key": 0o600, "webhooks.sqlite3": 0o600,
-                     "webhooks.sqlite3-wal": 0o600, "webhooks.sqlite3-shm": 0o600}
+PROBE_MODES = """
+import json, os, stat
+from pathlib import Path
+from sqlalchemy import text
+from webhooks_app import create_app
+from webhooks_app.extensions import db
+app = create_app()
+with app.app_context(), db.engine.begin() as connection:
+    connection.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY)"))
+    connection.execute(text("INSERT INTO probe DEFAULT VALUES"))
+    instance = Path(os.environ["WEBHOOKS_INSTANCE_PATH"])
+    database = instance / "webhooks.sqlite3"
+    paths = [instance, instance / "secret_key", database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+    print(json.dumps({path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in paths}))
+"""
+
+
+def test_instance_folder_and_sqlite_files_are_private(tmp_path, redis_url):
+    """A first start (its own process, no SECRET_KEY, the default SQLite database) makes instance/ 0700 and the
+    key file, the database and its -wal and -shm files 0600."""
+    environment = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DATABASE_URL"}}
+    environment.update(WEBHOOKS_INSTANCE_PATH=str(tmp_path / "instance"), REDIS_URL=redis_url)
+    result = subprocess.run([sys.executable, "-c", PROBE_MODES], env=environment, capture_output=True, text=True,
+                            timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "instance": "0o700", "secret_key": "0o600", "webhooks.sqlite3": "0o600", "webhooks.sqlite3-wal": "0o600",
+        "webhooks.sqlite3-shm": "0o600"}
