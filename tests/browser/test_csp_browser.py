@@ -210,3 +210,28 @@ def test_live_polls_pause_while_a_dialog_is_open(app, page: Page):
     assert page.evaluate("window.polls.sent") == sent_while_open
     close_dialog(page, "Add webhook")
     wait_for_script(page, f"window.polls.sent > {sent_while_open}")
+
+
+def test_the_test_button_shows_the_workers_answer_in_both_places(app, page: Page, receiver, delivery_processes):
+    """Test in the create dialog's secret view and in the row's action menu: the dialog says the message is
+    queued, then (the worker having sent it) shows the endpoint's answer, polled from the database."""
+    sign_in(app, page)
+    page.get_by_role("link", name="Add webhook").click()
+    dialog = page.get_by_role("dialog", name="Add webhook")
+    dialog.get_by_label("Name").fill("Tested")
+    dialog.get_by_label("Endpoint URL").fill(receiver.url("/ok"))
+    dialog.get_by_label("asset.create", exact=True).check()
+    dialog.get_by_role("button", name="Create").click()
+    secret = page.get_by_role("dialog", name="Webhook created")
+    secret.get_by_role("button", name="Test").click()
+    expect(secret.get_by_role("status").filter(has_text="Delivered.")).to_contain_text(
+        re.compile(r"answered HTTP 204 in \d+ ms"), timeout=15_000)
+    close_dialog(page, "Webhook created", "Done")
+
+    page.get_by_label("Actions for Tested", exact=True).click()
+    page.locator("details.menu[open]").get_by_role("button", name="Test").click()
+    test_dialog = page.get_by_role("dialog", name="Test Tested")
+    expect(test_dialog).to_be_visible()
+    expect(test_dialog.get_by_role("status").filter(has_text="Delivered.")).to_be_visible(timeout=15_000)
+    close_dialog(page, "Test Tested", "Done")
+    assert len(receiver.wait_for_count(2)) == 2

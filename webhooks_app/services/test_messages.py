@@ -1,9 +1,14 @@
-"""The Test button: one WEBHOOK_TEST message sent at once, logged, never counted toward disabling."""
+"""The Test button: one WEBHOOK_TEST message, sent by the worker like any other, logged, never counted toward
+disabling. The page reads its outcome from the database (the message and its attempt)."""
 
 import time
 import uuid
+from dataclasses import dataclass
 
-from .delivery import DeliveryOutcome, deliver_message
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..models import Attempt, Message, MessageStatus
 from .intake import create_messages, store_event
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -19,6 +24,31 @@ def create_test_message(webhook_id: int, user_id: int) -> int:
     return message_id
 
 
-def send_test_message(message_id: int) -> DeliveryOutcome:
-    """Send a committed test message now, in this process; commits its outcome."""
-    return deliver_message(message_id)
+def await_sweeper(message_id: int) -> None:
+    """Mark a test message that could not be put on the queue as never enqueued, so the scheduler's next sweep
+    after Redis answers again sends it (instead of waiting WEBHOOKS_REQUEUE_AFTER_SECONDS). Callers commit."""
+    db.session.execute(update(Message).where(Message.id == message_id, Message.is_test.is_(True))
+                       .values(enqueued_at=None).execution_options(synchronize_session=False))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a test message stands: still waiting for the worker, or done with its one attempt (if any)."""
+
+    message: Message
+    attempt: Attempt | None
+
+    @property
+    def pending(self) -> bool:
+        return self.attempt is None and self.message.status in MessageStatus.PENDING
+
+
+def find_outcome(webhook_id: int, message_id: int) -> Outcome | None:
+    """The test message `message_id` of this webhook and its latest attempt, or None if there is no such message."""
+    message = db.session.scalar(select(Message).where(Message.id == message_id, Message.webhook_id == webhook_id,
+                                                      Message.is_test.is_(True)))
+    if message is None:
+        return None
+    attempt = db.session.scalar(select(Attempt).where(Attempt.message_id == message_id)
+                                .order_by(Attempt.number.desc()).limit(1))
+    return Outcome(message, attempt)
