@@ -148,3 +148,20 @@ def test_a_session_unused_for_the_idle_timeout_ends(app, admin_client):
         db.session.commit()
     response = admin_client.get(WEBHOOKS)
     assert response.status_code == 302 and response.location.startswith("/login")
+
+
+def test_a_password_change_can_keep_the_session_that_made_it(app, client):
+    """set_password(…, keep_session_token=) ends the user's other sessions and keeps the one given."""
+    from webhooks_app.services.users import set_password
+
+    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    other = app.test_client()
+    for browser in (client, other):
+        assert sign_in(browser, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 302
+    with client.session_transaction() as kept:
+        token = kept["session_token"]
+    with app.app_context():
+        set_password(ADMIN_EMAIL, "a new long password", keep_session_token=token)
+        db.session.commit()
+    assert client.get(WEBHOOKS).status_code == 200
+    assert other.get(WEBHOOKS).status_code == 302
