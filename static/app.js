@@ -133,11 +133,40 @@
     });
   });
 
+  function overlayOpen() {
+    return Boolean(document.querySelector("#dialog-host dialog, details.menu[open]"));
+  }
+
+  // The page's conditions for a request, kept here rather than in hx-trigger filters: htmx evaluates
+  // those with Function, which the Content-Security-Policy forbids (allowEval is off).
+  document.addEventListener("htmx:confirm", function (event) {
+    var source = event.detail.elt;
+    var trigger = event.detail.triggeringEvent;
+    // Live polls skip their turn while the tab is hidden or a dialog or menu is open.
+    if (source.hasAttribute("data-live-poll") && (document.visibilityState !== "visible" || overlayOpen())) {
+      event.preventDefault();
+      return;
+    }
+    // A webhook row opens its edit dialog, unless the click was on one of its own links, buttons or forms.
+    if (source.hasAttribute("data-row-click") && trigger && trigger.target.closest &&
+        trigger.target.closest("a, button, summary, details, form, input, label")) {
+      event.preventDefault();
+      return;
+    }
+    // A log row fetches its details once; afterwards a click toggles them (see the click handler).
+    if (source.hasAttribute("data-details")) {
+      var details = document.getElementById(source.getAttribute("data-details"));
+      if ((details && details.dataset.loaded) || (trigger && trigger.target.closest && trigger.target.closest("a"))) {
+        event.preventDefault();
+      }
+    }
+  });
+
   // A live poll already in flight when the administrator opened a menu or dialog must not redraw the
   // table under it (that snaps the menu shut); the next poll, once it is closed, brings the change.
   document.addEventListener("htmx:beforeSwap", function (event) {
     var source = event.detail.elt;
-    if (source && source.id === "webhooks-live" && document.querySelector("#dialog-host dialog, details.menu[open]")) {
+    if (source && source.id === "webhooks-live" && overlayOpen()) {
       event.detail.shouldSwap = false;
     }
   });

@@ -280,3 +280,9 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+def wait_for_script(page, expression: str, timeout: float = 5, message: str | None = None):
+    """Wait until a JavaScript expression is truthy in the page (Playwright's wait_for_function compiles its
+    predicate with eval, which the app's Content-Security-Policy forbids; evaluate is not subject to it)."""
+    return wait_for(lambda: page.evaluate(expression), timeout=timeout, message=message or expression)

@@ -1,7 +1,15 @@
-"""Configuration read from the environment."""
+"""Configuration read from the environment, the generated secret key and the instance folder's modes."""
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from webhooks_app import create_app
 from webhooks_app.config import normalize_database_url, parse_retry_delays, settings_from_environment
 
 
@@ -69,3 +77,72 @@ def test_bad_retry_delays_are_refused_with_a_message(bad):
     """A malformed WEBHOOKS_RETRY_DELAYS stops start-up with a message naming the variable."""
     with pytest.raises(ValueError, match="WEBHOOKS_RETRY_DELAYS"):
         parse_retry_delays(bad)
+
+
+def _read_key_after_barrier(instance_path: str, barrier, results) -> None:
+    barrier.wait(timeout=30)
+    try:
+        results.put(settings_from_environment({"WEBHOOKS_INSTANCE_PATH": instance_path})["SECRET_KEY"])
+    except ValueError as error:
+        results.put(f"error: {error}")
+
+
+def test_processes_starting_together_all_get_the_same_complete_key(tmp_path):
+    """Eight processes released at once on an empty instance folder (30 rounds) all read one non-empty key."""
+    context = multiprocessing.get_context("fork")
+    for trial in range(30):
+        instance = tmp_path / f"instance-{trial}"
+        barrier, results = context.Barrier(8), context.Queue()
+        processes = [context.Process(target=_read_key_after_barrier, args=(str(instance), barrier, results))
+                     for _ in range(8)]
+        for process in processes:
+            process.start()
+        keys = [results.get(timeout=30) for _ in processes]
+        for process in processes:
+            process.join(timeout=30)
+        assert len(set(keys)) == 1 and len(keys[0]) >= 64, f"round {trial}: {keys}"
+        assert sorted(path.name for path in instance.iterdir()) == ["secret_key"]
+
+
+def test_an_empty_key_file_stops_start_up_with_a_message(tmp_path):
+    """A secret_key file left empty (by a crash) is refused with a message naming the file, not used."""
+    (tmp_path / "secret_key").write_text("")
+    with pytest.raises(ValueError, match="secret_key"):
+        settings_from_environment({"WEBHOOKS_INSTANCE_PATH": str(tmp_path)})
+
+
+@pytest.mark.parametrize("key", ["", "k", "x" * 31])
+def test_a_short_secret_key_is_refused(key):
+    """create_app refuses to start with a SECRET_KEY shorter than 32 characters, naming the variable."""
+    with pytest.raises(ValueError, match="SECRET_KEY must be at least 32 characters"):
+        create_app({"SECRET_KEY": key})
+
+
+PROBE_MODES = """
+import json, os, stat
+from pathlib import Path
+from sqlalchemy import text
+from webhooks_app import create_app
+from webhooks_app.extensions import db
+app = create_app()
+with app.app_context(), db.engine.begin() as connection:
+    connection.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY)"))
+    connection.execute(text("INSERT INTO probe DEFAULT VALUES"))
+    instance = Path(os.environ["WEBHOOKS_INSTANCE_PATH"])
+    database = instance / "webhooks.sqlite3"
+    paths = [instance, instance / "secret_key", database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+    print(json.dumps({path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in paths}))
+"""
+
+
+def test_instance_folder_and_sqlite_files_are_private(tmp_path, redis_url):
+    """A first start (its own process, no SECRET_KEY, the default SQLite database) makes instance/ 0700 and the
+    key file, the database and its -wal and -shm files 0600."""
+    environment = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DATABASE_URL"}}
+    environment.update(WEBHOOKS_INSTANCE_PATH=str(tmp_path / "instance"), REDIS_URL=redis_url)
+    result = subprocess.run([sys.executable, "-c", PROBE_MODES], env=environment, capture_output=True, text=True,
+                            timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "instance": "0o700", "secret_key": "0o600", "webhooks.sqlite3": "0o600", "webhooks.sqlite3-wal": "0o600",
+        "webhooks.sqlite3-shm": "0o600"}

@@ -1,13 +1,16 @@
 """The webhook service: a Flask app that pushes system events to subscribed HTTPS endpoints."""
 
 import logging
+from pathlib import Path
 
 from flask import Flask, redirect, render_template, url_for
 from sqlalchemy.engine import Engine
 
-from .config import INSTANCE_PATH, PROJECT_ROOT, settings_from_environment
+from .config import INSTANCE_PATH, PROJECT_ROOT, check_secret_key, prepare_sqlite_files, settings_from_environment
 from .database import configure_sqlite, ping_idle_connections
 from .extensions import csrf, db, login_manager, migrate
+from .hardening import install_hardening
+from .ids import DatabaseIdConverter
 from .queue import init_broker
 
 PRODUCT_NAME = "Webhooks"
@@ -22,9 +25,12 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
         instance_path=str(INSTANCE_PATH),
     )
+    app.url_map.converters["id"] = DatabaseIdConverter
     app.config.update(settings_from_environment())
     if config:
         app.config.update(config)
+    check_secret_key(app.config.get("SECRET_KEY"))
+    prepare_sqlite_files(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
@@ -32,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    install_hardening(app)
 
     with app.app_context():
         engine: Engine = db.engine

@@ -1,4 +1,5 @@
-"""Command-line tools: `flask --app wsgi create-admin`, `ensure-admin`, `create-api-token`, `emit`."""
+"""Command-line tools: `flask --app wsgi create-admin`, `set-password`, `remove-user`, `ensure-admin`,
+`create-api-token`, `emit`, `prune-log`."""
 
 import click
 from flask import Flask
@@ -7,7 +8,7 @@ from .emit import emit_event
 from .extensions import db
 from .services.api_tokens import create_api_token
 from .services.intake import IntakeError
-from .services.users import UserError, create_first_admin, create_user
+from .services.users import UserError, create_first_admin, create_user, remove_user, set_password
 
 
 def register_commands(app: Flask) -> None:
@@ -28,6 +29,30 @@ def register_commands(app: Flask) -> None:
         db.session.commit()
         kind = "administrator" if admin else "user (not an administrator)"
         click.echo(f"Created {kind} {user.email}.")
+
+    @app.cli.command("set-password")
+    @click.argument("email")
+    @click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+                  help="The new password (prompted when omitted).")
+    def set_password_command(email: str, password: str):
+        """Give a user a new password; every session of theirs ends (they sign in again)."""
+        try:
+            user = set_password(email, password)
+        except UserError as error:
+            raise click.ClickException(str(error)) from None
+        db.session.commit()
+        click.echo(f"New password set for {user.email}; their sessions have ended.")
+
+    @app.cli.command("remove-user")
+    @click.argument("email")
+    def remove_user_command(email: str):
+        """Delete a user; their sessions end at once. The last administrator cannot be removed."""
+        try:
+            remove_user(email)
+        except UserError as error:
+            raise click.ClickException(str(error)) from None
+        db.session.commit()
+        click.echo(f"Removed {email.strip().lower()}; their sessions have ended.")
 
     @app.cli.command("ensure-admin")
     def ensure_admin_command():

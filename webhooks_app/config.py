@@ -2,12 +2,17 @@
 
 import os
 import secrets
+import stat
+import tempfile
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_PATH = PROJECT_ROOT / "instance"
 
 DEFAULT_RETRY_DELAYS = (300, 1800, 1800, 43200, 86400)
+MIN_SECRET_KEY_LENGTH = 32
 
 
 def normalize_database_url(url: str) -> str:
@@ -45,17 +50,22 @@ def parse_bool(text: str | None, default: bool = False) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def load_or_create_secret_key(instance_path: Path) -> str:
-    """Return the SECRET_KEY kept in instance/secret_key, creating it once for all local processes."""
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key_file = instance_path / "secret_key"
+def ensure_private_directory(path: Path) -> None:
+    """Create `path` (and missing parents) readable by this user only; an existing folder is left alone."""
     try:
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path.mkdir(mode=0o700, parents=True)
     except FileExistsError:
-        return key_file.read_text().strip()
-    with os.fdopen(descriptor, "w") as handle:
-        key = secrets.token_urlsafe(48)
-        handle.write(key)
+        return
+    os.chmod(path, 0o700)  # mkdir's mode is reduced by the umask
+
+
+def check_secret_key(key: str | None, source: str = "SECRET_KEY") -> str:
+    """Refuse a missing or short key: sessions and CSRF tokens signed with it could be forged."""
+    if not key or len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(
+            f"{source} must be at least {MIN_SECRET_KEY_LENGTH} characters long (it has {len(key or '')}); "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
     return key
 
 
@@ -69,6 +79,55 @@ def send_caps(environ) -> dict:
         raise ValueError(f"WEBHOOKS_MAX_SENDS_PER_HOST ({per_host}) must be higher than "
                          f"WEBHOOKS_MAX_SENDS_PER_WEBHOOK ({per_webhook}): one webhook must not fill a host's share")
     return {"WEBHOOKS_MAX_SENDS_PER_WEBHOOK": per_webhook, "WEBHOOKS_MAX_SENDS_PER_HOST": per_host}
+
+
+def load_or_create_secret_key(instance_path: Path) -> str:
+    """Return the SECRET_KEY kept in instance/secret_key, creating it once for all local processes.
+
+    The key is written to a temporary file beside it and linked into place, so processes starting
+    together never read a half-written key: one link wins and every process reads the winner's file.
+    """
+    ensure_private_directory(instance_path)
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        descriptor, temporary = tempfile.mkstemp(dir=instance_path, prefix=".secret_key-")  # mode 0600
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temporary, key_file)
+            except FileExistsError:
+                pass  # another process linked its key first: use that one
+        finally:
+            os.unlink(temporary)
+    return check_secret_key(key_file.read_text().strip(), f"The key in {key_file}")
+
+
+def prepare_sqlite_files(database_uri: str, instance_path: Path) -> None:
+    """Make a SQLite database file 0600 before SQLite opens it (its -wal and -shm files copy that mode).
+
+    A new file is created empty (an empty file is an empty database); existing files of ours are
+    tightened. Other databases are left alone. A relative path is in the instance folder, as
+    Flask-SQLAlchemy resolves it.
+    """
+    url = make_url(database_uri)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:") or url.query.get("uri"):
+        return
+    database = Path(instance_path) / url.database  # an absolute url.database replaces instance_path
+    ensure_private_directory(database.parent)
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(status.st_mode) and status.st_uid == os.getuid():
+            os.chmod(path, 0o600)
 
 
 def settings_from_environment(environ=os.environ) -> dict:
@@ -97,6 +156,7 @@ def settings_from_environment(environ=os.environ) -> dict:
         **send_caps(environ),
         "WEBHOOKS_METRICS_TOKEN": environ.get("WEBHOOKS_METRICS_TOKEN") or None,
         "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS": float(environ.get("WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS", "3")),
+        "WEBHOOKS_METRICS_PUBLIC": parse_bool(environ.get("WEBHOOKS_METRICS_PUBLIC")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": parse_bool(environ.get("SESSION_COOKIE_SECURE")),
@@ -105,5 +165,6 @@ def settings_from_environment(environ=os.environ) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "LOGIN_MAX_FAILURES": int(environ.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_LOCKOUT_SECONDS": int(environ.get("LOGIN_LOCKOUT_SECONDS", "900")),
+        "SESSION_IDLE_TIMEOUT_HOURS": float(environ.get("SESSION_IDLE_TIMEOUT_HOURS", "12")),
         "REDIS_CHECK_TIMEOUT_SECONDS": 0.5,
     }

@@ -1,4 +1,4 @@
-"""Database models: administrators, sign-in attempts and webhooks."""
+"""Database models: administrators, their sessions, sign-in attempts and webhooks."""
 
 from datetime import UTC, datetime
 
@@ -21,6 +21,22 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSession(db.Model):
+    """A signed-in browser: its cookie carries a random token, stored here only as a SHA-256 hash.
+
+    Deleting the row signs that browser out (sign-out, a password change, the user's removal).
+    """
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LoginAttempt(db.Model):

@@ -201,3 +201,22 @@ def test_no_message_is_stored_twice_for_test(app):
         make_message(webhook_id, MessageStatus.SENT)
         db.session.commit()
         assert len(list(db.session.scalars(select(Message.id)))) == 2
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/activity?before=9223372036854775808", 400),
+    ("/activity?after=2147483648", 400),
+    ("/activity/poll?pending=1,99999999999999999999", 400),
+    ("/activity/poll?pending=1,%C2%B2", 400),
+    ("/activity/poll?webhook=99999999999999999999", 400),
+    ("/activity/poll?newest=-1", 400),
+    ("/activity/messages/99999999999999999999", 404),
+    ("/activity/messages/2147483648", 404),
+    ("/webhooks/99999999999999999999/log", 404),
+])
+def test_out_of_range_ids_are_404_and_malformed_parameters_400(admin_client, one_of_each, path, status):
+    """An id no row can have is 404 and a number or id list out of range is 400, with a message, never a 500
+    (on SQLite such ids overflowed; on PostgreSQL anything over 2^31 - 1 did)."""
+    response = admin_client.get(BASE + path)
+    assert response.status_code == status
+    assert "The log address is not understood" in response.get_data(as_text=True) or status == 404

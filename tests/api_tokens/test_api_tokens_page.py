@@ -194,3 +194,26 @@ def test_revoking_an_unknown_token_is_404(app, admin_client):
     assert response.status_code == 404
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ApiToken)) == 0
+
+
+def test_revoke_asks_for_confirmation_in_the_apps_own_dialog(app, client, admin_client):
+    """Revoke opens a confirmation dialog (no inline confirm()): GET changes nothing; confirming through HTMX
+    closes it and redraws the list with the token Revoked; without JavaScript it is a page of its own."""
+    _, token = create_token(admin_client, name="DAM")
+    [row] = token_rows(app)
+    page = admin_client.get(BASE).get_data(as_text=True)
+    assert "onclick" not in page and f'hx-get="{BASE}/{row.id}/revoke"' in page
+
+    dialog = admin_client.get(f"{BASE}/{row.id}/revoke", headers=HTMX).get_data(as_text=True)
+    assert '<dialog id="api-token-revoke-dialog"' in dialog
+    assert "Revoke API token?" in dialog and "DAM" in dialog and "<html" not in dialog
+    full_page = admin_client.get(f"{BASE}/{row.id}/revoke").get_data(as_text=True)
+    assert "<html" in full_page and 'id="api-token-revoke-dialog"' in full_page
+    assert token_rows(app)[0].revoked_at is None and post_event(client, token).status_code == 202
+
+    answer = admin_client.post(f"{BASE}/{row.id}/revoke", data={"csrf_token": admin_client.csrf_token}, headers=HTMX)
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert '<div id="api-tokens" hx-swap-oob="true">' in body and "<td>Revoked</td>" in body
+    assert "API token “DAM” revoked." in body and "<dialog" not in body
+    assert post_event(client, token).status_code == 401

@@ -48,3 +48,27 @@ def test_ensure_admin_creates_one_only_on_first_run(app):
     second = runner.invoke(args=["ensure-admin"])
     assert second.output == ""
     assert users(app) == {"admin@example.com": True}
+
+
+def test_set_password_refuses_unknown_users_and_short_passwords(app):
+    """`set-password` names the problem for an unknown email or a short password and changes nothing."""
+    runner = app.test_cli_runner()
+    runner.invoke(args=["create-admin", "ops@example.com", "--password", "s3cret-pass"])
+    unknown = runner.invoke(args=["set-password", "nobody@example.com", "--password", "long enough"])
+    assert unknown.exit_code != 0 and "no user with email nobody@example.com" in unknown.output
+    short = runner.invoke(args=["set-password", "ops@example.com", "--password", "short"])
+    assert short.exit_code != 0 and "at least 8 characters" in short.output
+
+
+def test_remove_user_refuses_unknown_users_and_the_last_administrator(app):
+    """`remove-user` refuses an unknown email, and the last administrator (nobody could sign in to manage)."""
+    runner = app.test_cli_runner()
+    runner.invoke(args=["create-admin", "ops@example.com", "--password", "s3cret-pass"])
+    runner.invoke(args=["create-admin", "viewer@example.com", "--password", "s3cret-pass", "--no-admin"])
+    unknown = runner.invoke(args=["remove-user", "nobody@example.com"])
+    assert unknown.exit_code != 0 and "no user with email nobody@example.com" in unknown.output
+    last = runner.invoke(args=["remove-user", "OPS@example.com"])
+    assert last.exit_code != 0 and "last administrator" in last.output
+    removed = runner.invoke(args=["remove-user", "viewer@example.com"])
+    assert removed.exit_code == 0 and "Removed viewer@example.com" in removed.output
+    assert users(app) == {"ops@example.com": True}

@@ -140,3 +140,24 @@ def test_sign_out_ends_the_session(admin_client):
     response = admin_client.post("/logout", data={"csrf_token": admin_client.csrf_token})
     assert response.status_code == 302
     assert admin_client.get(WEBHOOK_PAGES[0]).status_code == 302
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "GET", "HEAD"])
+def test_anonymous_requests_of_any_method_are_sent_to_sign_in(client, method):
+    """Admin pages send anonymous visitors to sign-in whatever the method (OPTIONS gave a 500)."""
+    response = client.open(WEBHOOK_PAGES[2], method=method)
+    assert response.status_code == 302
+    assert response.location.startswith("/login")
+
+
+@pytest.mark.parametrize("target", ["/%0D%0AX:%201", "/%5Cevil.example/", "%2F%2Fevil.example", "/a%09b",
+                                    "https://evil.example/"])
+def test_sign_in_with_a_hostile_next_lands_on_the_webhooks_page(app, client, target):
+    """With good credentials and a ?next= holding CR/LF (a 500 before), a backslash or a scheme, sign-in lands
+    on the Webhooks page."""
+    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    token = csrf_token_from(client)
+    response = client.post(f"/login?next={target}",
+                           data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    assert response.location == "/system/integrations/api/webhooks"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHROMIUM, CHROMIUM_MISSING, make_user
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHROMIUM, CHROMIUM_MISSING, make_user, wait_for_script
 from webhooks_app.extensions import db
 from webhooks_app.services import webhooks as webhook_service
 
@@ -331,7 +331,7 @@ def test_a_live_update_arriving_while_a_menu_is_open_waits_until_it_closes(app, 
         webhook_service.create_webhook(webhook_service.WebhookFields("Arrived", HOOK_URL, ("asset.create",), True))
         db.session.commit()
     held[0].continue_()
-    page.wait_for_function("window.livePollsDone >= 1")
+    wait_for_script(page, "window.livePollsDone >= 1")
     expect(menu).to_have_attribute("open", "")
     expect(row_of(page, "Arrived")).to_have_count(0)
 

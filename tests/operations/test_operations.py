@@ -28,8 +28,9 @@ def test_healthz_is_degraded_but_up_without_redis(app, client, redis_url):
     assert response.get_json() == {"status": "degraded", "database": "ok", "redis": "unavailable"}
 
 
-def test_metrics_count_messages_attempts_and_queue_depth(app, client, api_token, fresh_redis):
+def test_metrics_count_messages_attempts_and_queue_depth(app, client, api_token, fresh_redis, monkeypatch):
     """/metrics reports messages by status, webhooks by state, recent attempts with durations, and queue depth."""
+    monkeypatch.setitem(app.config, "WEBHOOKS_METRICS_PUBLIC", True)
     with app.app_context():
         webhook_id = make_webhook()
         make_message(webhook_id, MessageStatus.SENT, attempts=[(True, 204, None, "")])
@@ -50,12 +51,28 @@ def test_metrics_count_messages_attempts_and_queue_depth(app, client, api_token,
     assert "webhooks_redis_up 1.0" in text
 
 
-def test_metrics_need_the_bearer_token_when_one_is_configured(app, client):
-    """With WEBHOOKS_METRICS_TOKEN set, /metrics answers 401 without it and 200 with it."""
-    app.config["WEBHOOKS_METRICS_TOKEN"] = "scrape-me"
-    try:
-        assert client.get("/metrics").status_code == 401
-        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
-    finally:
-        app.config["WEBHOOKS_METRICS_TOKEN"] = None
+def test_metrics_need_the_bearer_token_when_one_is_configured(app, client, monkeypatch):
+    """With WEBHOOKS_METRICS_TOKEN set, /metrics answers 401 without it and 200 with it (even if also public)."""
+    monkeypatch.setitem(app.config, "WEBHOOKS_METRICS_TOKEN", "scrape-me")
+    monkeypatch.setitem(app.config, "WEBHOOKS_METRICS_PUBLIC", True)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
+
+
+def test_metrics_are_not_served_unless_a_token_or_public_access_is_configured(app, client, monkeypatch):
+    """Without WEBHOOKS_METRICS_TOKEN and WEBHOOKS_METRICS_PUBLIC, /metrics answers 404 and reveals nothing."""
+    monkeypatch.setitem(app.config, "WEBHOOKS_METRICS_TOKEN", None)
+    monkeypatch.setitem(app.config, "WEBHOOKS_METRICS_PUBLIC", False)
+    response = client.get("/metrics")
+    assert response.status_code == 404
+    assert "webhooks_" not in response.get_data(as_text=True)
+
+
+def test_metrics_public_setting_is_read_from_the_environment(tmp_path):
+    """WEBHOOKS_METRICS_PUBLIC=1 opens /metrics; by default it is closed."""
+    from webhooks_app.config import settings_from_environment
+
+    assert settings_from_environment({"WEBHOOKS_INSTANCE_PATH": str(tmp_path)})["WEBHOOKS_METRICS_PUBLIC"] is False
+    assert settings_from_environment({"WEBHOOKS_INSTANCE_PATH": str(tmp_path),
+                                      "WEBHOOKS_METRICS_PUBLIC": "1"})["WEBHOOKS_METRICS_PUBLIC"] is True

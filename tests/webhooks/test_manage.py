@@ -323,3 +323,23 @@ def test_live_poll_shows_and_clears_the_redis_alert(app, admin_client, redis_url
         app.config["REDIS_URL"] = redis_url
     up = admin_client.get(live_poll_url(down), headers=HTMX).get_data(as_text=True)
     assert '<div id="redis-alert" hx-swap-oob="true">' in up and "Redis unavailable." not in up
+
+
+def test_an_id_no_webhook_can_have_is_a_404(admin_client):
+    """Ids beyond the id column's range (20 digits, 2^31) are 404 on every webhook route, never a 500."""
+    for webhook_id in ("99999999999999999999", "2147483648", "0"):
+        for action in ("edit", "delete", "reset-secret"):
+            assert admin_client.get(f"{BASE}/{webhook_id}/{action}").status_code == 404
+        for action in ("toggle", "test"):
+            response = admin_client.post(f"{BASE}/{webhook_id}/{action}", data={"csrf_token": admin_client.csrf_token})
+            assert response.status_code == 404
+
+
+def test_text_with_a_nul_character_is_refused_with_a_message(app, admin_client):
+    """A name holding NUL (which PostgreSQL cannot store) is a 400 naming the field, and nothing is saved."""
+    response = admin_client.post(f"{BASE}/new", headers=HTMX, data={
+        "name": "bad\x00name", "url": "https://hooks.example.com/x", "events": ["asset.create"],
+        "csrf_token": admin_client.csrf_token})
+    assert response.status_code == 400
+    assert "“name” contains a NUL character" in response.get_data(as_text=True)
+    assert only_webhook(app) is None

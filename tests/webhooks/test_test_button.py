@@ -1,18 +1,23 @@
-"""The Test button: a WEBHOOK_TEST message sent at once, its answer shown, logged, never disabling."""
+"""The Test button: a WEBHOOK_TEST message queued for the real worker, the web request answering at once, and
+the dialog polling the message's row until the endpoint's answer (from its Attempt row) is shown."""
 
 import re
+import time
 
+from conftest import DeliveryProcesses, delivery_environment, wait_for
 from sqlalchemy import select
 
 from webhooks_app.extensions import db
 from webhooks_app.models import Attempt, Message, MessageStatus, Webhook
 
 BASE = "/system/integrations/api/webhooks"
+HTMX = {"HX-Request": "true"}
+POLL_URL = re.compile(r'hx-get="(/system/integrations/api/webhooks/\d+/test/\d+)" hx-trigger="every 500ms"')
 
 
 def create(admin_client, url: str) -> tuple[int, str]:
     response = admin_client.post(
-        f"{BASE}/new", headers={"HX-Request": "true"},
+        f"{BASE}/new", headers=HTMX,
         data={"name": "Receiver", "url": url, "events": ["asset.create"], "enabled": "y",
               "csrf_token": admin_client.csrf_token},
     )
@@ -21,38 +26,66 @@ def create(admin_client, url: str) -> tuple[int, str]:
     return webhook_id, body
 
 
+def press_test(admin_client, webhook_id: int, in_secret_dialog: bool = True) -> str:
+    """Press Test as the page does (the secret dialog targets its result area, the row menu the dialog host)."""
+    target = f"test-result-{webhook_id}" if in_secret_dialog else "dialog-host"
+    response = admin_client.post(f"{BASE}/{webhook_id}/test", data={"csrf_token": admin_client.csrf_token},
+                                 headers={**HTMX, "HX-Target": target})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_data(as_text=True)
+
+
+def poll_until_answered(admin_client, body: str, timeout: float = 30) -> str:
+    """Poll the result URL the answer carries, as htmx does every 500 ms, until it is more than 204."""
+    url = POLL_URL.search(body).group(1)
+
+    def answered():
+        response = admin_client.get(url, headers={**HTMX, "HX-Target": f"test-result-{url.split('/')[-3]}"})
+        return response.get_data(as_text=True) if response.status_code != 204 else None
+
+    return wait_for(answered, timeout=timeout, message="the test message's answer")
+
+
+def only_message(app) -> Message:
+    with app.app_context():
+        message = db.session.scalars(select(Message)).one()
+        db.session.expunge_all()
+        return message
+
+
 def test_create_dialog_offers_test_and_done(admin_client, receiver):
     """After Create, the secret dialog has a Test button next to Done."""
     _, body = create(admin_client, receiver.url("/ok"))
     assert ">Test</button>" in body and ">Done</a>" in body
 
 
-def test_test_sends_webhook_test_and_shows_the_answer(app, admin_client, receiver):
-    """Test POSTs a WEBHOOK_TEST message now and shows the status code and time; the message is logged Sent."""
+def test_test_is_sent_by_the_worker_and_its_answer_shown(app, admin_client, receiver, delivery_processes):
+    """Test queues a WEBHOOK_TEST message and answers at once with a poller; the worker sends it; the poll then
+    shows the endpoint's status code and time; the message is logged Sent."""
     webhook_id, _ = create(admin_client, receiver.url("/ok"))
-    response = admin_client.post(
-        f"{BASE}/{webhook_id}/test", data={"csrf_token": admin_client.csrf_token},
-        headers={"HX-Request": "true", "HX-Target": f"test-result-{webhook_id}"},
-    )
-    body = response.get_data(as_text=True)
-    assert re.search(r"answered HTTP 204 in \d+ ms", body)
+    body = press_test(admin_client, webhook_id)
+    assert f'id="test-result-{webhook_id}"' in body and "Sending…" in body
+    result = poll_until_answered(admin_client, body)
+    assert re.search(r"answered HTTP 204 in \d+ ms", result)
+    assert "hx-get" not in result  # the result replaces the poller: polling stops
     (delivery,) = receiver.received
     payload = delivery.json()
     assert payload["event"]["systemEventType"] == "WEBHOOK_TEST"
     assert payload["subscriptionId"] == webhook_id
-    with app.app_context():
-        message = db.session.scalars(select(Message)).one()
-        assert (message.event_type, message.is_test, message.status) == ("webhook.test", True, MessageStatus.SENT)
+    message = only_message(app)
+    assert (message.event_type, message.is_test, message.status) == ("webhook.test", True, MessageStatus.SENT)
 
 
-def test_failed_test_shows_the_error_and_does_not_count_toward_disabling(app, admin_client, receiver):
-    """A test answered with 500 is shown as such, fails once without retries, and leaves the webhook enabled."""
-    webhook_id, _ = create(admin_client, receiver.url("/status/500"))
-    body = admin_client.post(
-        f"{BASE}/{webhook_id}/test", data={"csrf_token": admin_client.csrf_token}, headers={"HX-Request": "true"},
-    ).get_data(as_text=True)
-    assert '<dialog id="webhook-test-dialog"' in body and "answered HTTP 500" in body
-    assert "does not count toward disabling" in body
+def test_failed_test_shows_the_error_escaped_and_does_not_count_toward_disabling(app, admin_client, receiver,
+                                                                                   delivery_processes):
+    """From the row menu's Test dialog: a 500 answer (with markup) is shown as such, escaped, from the Attempt
+    row; the message fails once without retries and the webhook stays enabled."""
+    webhook_id, _ = create(admin_client, receiver.url("/hostile"))
+    body = press_test(admin_client, webhook_id, in_secret_dialog=False)
+    assert '<dialog id="webhook-test-dialog"' in body
+    result = poll_until_answered(admin_client, body)
+    assert "answered HTTP 500" in result and "does not count toward disabling" in result
+    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in result and "<script>alert" not in result
     with app.app_context():
         message = db.session.scalars(select(Message)).one()
         assert message.status == MessageStatus.FAILED and message.next_attempt_at is None
@@ -60,8 +93,64 @@ def test_failed_test_shows_the_error_and_does_not_count_toward_disabling(app, ad
         assert db.session.get(Webhook, webhook_id).enabled is True
 
 
-def test_test_needs_csrf(app, admin_client, receiver):
-    """Test without the CSRF token sends nothing."""
+def test_a_hanging_endpoint_does_not_hold_the_web_request(app, admin_client, silent_server, delivery_processes):
+    """Against an endpoint that never answers, Test answers at once (the web thread does not wait for the 2 s
+    deadline); the timeout then arrives through the poll."""
+    webhook_id, _ = create(admin_client, silent_server.url("/hook"))
+    started = time.monotonic()
+    body = press_test(admin_client, webhook_id)
+    assert time.monotonic() - started < 1.0
+    assert only_message(app).status == MessageStatus.QUEUED
+    result = poll_until_answered(admin_client, body)
+    assert "Not delivered." in result and "Timed out" in result
+
+
+def test_while_redis_is_down_the_test_waits_in_the_queue_and_is_sent_when_it_returns(app, admin_client, receiver,
+                                                                                    fresh_redis, certificates):
+    """With Redis stopped, Test says the message waits in the queue; once Redis is back the scheduler's sweeper
+    sends it and the same poll shows the answer."""
     webhook_id, _ = create(admin_client, receiver.url("/ok"))
-    response = admin_client.post(f"{BASE}/{webhook_id}/test", headers={"HX-Request": "true"})
+    fresh_redis.stop()
+    body = press_test(admin_client, webhook_id)
+    assert "Redis unavailable." in body and "waits in the queue" in body
+    assert only_message(app).status == MessageStatus.QUEUED
+    assert admin_client.get(POLL_URL.search(body).group(1), headers=HTMX).status_code == 204
+    fresh_redis.start()
+    processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates))
+    try:
+        result = poll_until_answered(admin_client, body, timeout=45)
+    finally:
+        processes.stop()
+    assert re.search(r"answered HTTP 204 in \d+ ms", result)
+    assert len(receiver.received) == 1
+
+
+def test_the_result_page_works_without_javascript(app, admin_client, receiver, delivery_processes):
+    """Without HTMX the Test form answers a page, and the result URL is a page too (pending or answered)."""
+    webhook_id, _ = create(admin_client, receiver.url("/ok"))
+    page = admin_client.post(f"{BASE}/{webhook_id}/test", data={"csrf_token": admin_client.csrf_token})
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<html" in body and "Check for the answer" in body
+    url = POLL_URL.search(body).group(1)
+    answered = wait_for(lambda: "answered HTTP 204" in admin_client.get(url).get_data(as_text=True), timeout=30,
+                        message="the result page to show the answer")
+    assert answered
+
+
+def test_the_result_of_another_webhooks_message_is_404(app, admin_client, receiver):
+    """A result URL naming a message of another webhook, or no test message, answers 404."""
+    first, _ = create(admin_client, receiver.url("/ok"))
+    second, _ = create(admin_client, receiver.url("/ok"))
+    body = press_test(admin_client, first)
+    message_id = POLL_URL.search(body).group(1).rsplit("/", 1)[1]
+    assert admin_client.get(f"{BASE}/{second}/test/{message_id}", headers=HTMX).status_code == 404
+    assert admin_client.get(f"{BASE}/{first}/test/2147483647", headers=HTMX).status_code == 404
+
+
+def test_test_needs_csrf(app, admin_client, receiver):
+    """Test without the CSRF token queues nothing."""
+    webhook_id, _ = create(admin_client, receiver.url("/ok"))
+    response = admin_client.post(f"{BASE}/{webhook_id}/test", headers=HTMX)
     assert response.status_code == 400 and receiver.received == []
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(Message)) == 0

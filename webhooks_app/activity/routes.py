@@ -69,7 +69,7 @@ def _poll_state(messages, live: bool, rendered_at: datetime) -> dict:
     }
 
 
-@bp.get("/webhooks/<int:webhook_id>/log")
+@bp.get("/webhooks/<id:webhook_id>/log")
 def webhook_log(webhook_id: int):
     """A webhook's messages, newest first, with the Status filter, summary and live statuses."""
     webhook = _webhook_or_404(webhook_id)
@@ -84,7 +84,7 @@ def all_activity():
     return render_page_or_fragment("activity/log.html", "activity/_log.html", **context)
 
 
-@bp.get("/activity/messages/<int:message_id>")
+@bp.get("/activity/messages/<id:message_id>")
 def message_details(message_id: int):
     """The payload sent (token masked) and every attempt of one message."""
     message = activity.message_detail(message_id)
@@ -115,8 +115,8 @@ def pretty_json(value) -> str:
 def poll():
     """Live updates for an open log page: 204 when nothing changed, else the rows to redraw."""
     form = _read_query(PollForm)
-    webhook_id = request.args.get("webhook", type=int)
-    pending = [int(part) for part in (form.pending.data or "").split(",") if part.isdigit()][: activity.PAGE_SIZE]
+    webhook_id = form.webhook.data
+    pending = form.pending_ids()
     try:
         since = datetime.fromisoformat(form.since.data) if form.since.data else utcnow()
     except ValueError:

@@ -1,10 +1,11 @@
 """The API tokens page: tokens that let a system post events to /api/v1/events."""
 
-from flask import Blueprint, abort, flash, redirect, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from ..auth.routes import admin_area
 from ..extensions import db
-from ..htmx import render_page_or_fragment
+from ..htmx import is_htmx_request, render_page_or_fragment
+from ..models import ApiToken
 from ..services import api_tokens as token_service
 from ..webhooks.forms import ConfirmForm
 from .forms import ApiTokenForm
@@ -29,22 +30,29 @@ def index():
         status = 422
     return render_page_or_fragment(
         "api_tokens/index.html", "api_tokens/_tokens.html", status=status,
-        form=form, tokens=token_service.list_api_tokens(), new_token=new_token, confirm=ConfirmForm(),
+        form=form, tokens=token_service.list_api_tokens(), new_token=new_token,
     )
 
 
-@bp.post("/<int:token_id>/revoke")
+@bp.route("/<id:token_id>/revoke", methods=["GET", "POST"])
 def revoke(token_id: int):
-    """Revoke a token at once."""
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        abort(400, "The revoke request was not understood.")
-    try:
-        row = token_service.revoke_api_token(token_id)
-    except token_service.ApiTokenNotFound:
+    """Ask for confirmation, then revoke a token at once."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
         abort(404, f"API token {token_id} does not exist.")
+    form = ConfirmForm()
+    if form.is_submitted() and not form.validate():
+        abort(400, "The revoke request was not understood.")
+    if not form.is_submitted():
+        return render_page_or_fragment("api_tokens/revoke.html", "api_tokens/_revoke_dialog.html", form=form,
+                                       token=token)
+    row = token_service.revoke_api_token(token_id)
     db.session.commit()
-    flash(f"API token “{row.name}” revoked.", "success")
+    message = f"API token “{row.name}” revoked."
+    if is_htmx_request():
+        return render_template("api_tokens/_revoked.html", message=message, form=ApiTokenForm(formdata=None),
+                               tokens=token_service.list_api_tokens(), new_token=None)
+    flash(message, "success")
     return redirect(url_for("api_tokens.index"))
 
 

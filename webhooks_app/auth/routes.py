@@ -1,14 +1,17 @@
 """Sign-in and sign-out, and the rule that only administrators reach the admin pages."""
 
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
 
+from ..database import READ_ONLY_METHODS
 from ..extensions import db, login_manager
 from ..htmx import is_htmx_request
 from ..models import User
+from ..services import user_sessions
 from ..services.users import TooManyAttempts, authenticate
 from .forms import SignInForm
 
@@ -30,17 +33,40 @@ def send_to_sign_in():
     return redirect(target)
 
 
+SESSION_TOKEN_KEY = "session_token"  # noqa: S105 - the name of a session key, not a secret
+
+
+def idle_timeout() -> timedelta:
+    return timedelta(hours=current_app.config["SESSION_IDLE_TIMEOUT_HOURS"])
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    """The signed-in user, only while the session's row exists (sign-out, a new password or removal delete it)."""
+    token = session.get(SESSION_TOKEN_KEY)
+    if not token or not user_id.isascii() or not user_id.isdigit():
+        return None
+    found = user_sessions.session_user(int(user_id), token, idle_timeout())
+    if found is None:
+        return None
+    user, last_seen_at = found
+    # Noted on reads only, on a connection of its own: a write request's transaction (SQLite's write lock
+    # included) belongs to its view.
+    if request.method in READ_ONLY_METHODS and user_sessions.touch_due(last_seen_at):
+        user_sessions.touch_session(token)
+    return user
 
 
 def admin_required(view):
-    """Redirect anonymous visitors to sign-in and refuse signed-in non-administrators."""
+    """Redirect anonymous visitors to sign-in and refuse signed-in non-administrators, whatever the method.
+
+    (Flask-Login's login_required lets OPTIONS through; admin pages answer nothing to anonymous visitors.)
+    """
 
     @wraps(view)
-    @login_required
     def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
         if not current_user.is_admin:
             abort(403, "This page is for administrators only.")
         return view(*args, **kwargs)
@@ -48,10 +74,16 @@ def admin_required(view):
     return wrapped
 
 
-def _safe_next_url(target: str | None) -> str:
-    if target:
+def safe_next_url(target: str | None) -> str:
+    """A local path to return to after sign-in, or the Webhooks page.
+
+    Control characters (a CR/LF would split the Location header), backslashes (browsers read `/\\host`
+    as `//host`) and anything with a scheme or host are refused.
+    """
+    if target and target.startswith("/") and not target.startswith("//") and target.isprintable() \
+            and "\\" not in target and " " not in target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+        if not parts.scheme and not parts.netloc:
             return target
     return url_for("webhooks.index")
 
@@ -77,10 +109,16 @@ def login():
                 f"{'s' if minutes != 1 else ''}."
             )
             return render_template("auth/login.html", form=form), 429
+        if user is not None:
+            user_sessions.end_idle_sessions(idle_timeout())
+            token = user_sessions.start_session(user.id)
         db.session.commit()
         if user is not None:
+            # A new session, with a new CSRF token: nothing issued before sign-in carries over.
+            session.clear()
             login_user(user)
-            return redirect(_safe_next_url(request.args.get("next")))
+            session[SESSION_TOKEN_KEY] = token
+            return redirect(safe_next_url(request.args.get("next")))
         form.form_errors.append("Email or password is incorrect.")
         status = 401
     elif form.is_submitted():
@@ -90,8 +128,13 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Sign out."""
+    """Sign out: the session ends on the server, so a copy of the cookie opens nothing afterwards."""
+    token = session.get(SESSION_TOKEN_KEY)
+    if token:
+        user_sessions.end_session(token)
+        db.session.commit()
     logout_user()
+    session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 

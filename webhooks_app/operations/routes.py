@@ -2,7 +2,7 @@
 
 import hmac
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,13 +32,16 @@ def healthz():
 
 @bp.get("/metrics")
 def metrics():
-    """Prometheus metrics; requires `Authorization: Bearer WEBHOOKS_METRICS_TOKEN` when that is set."""
+    """Prometheus metrics: with `Authorization: Bearer WEBHOOKS_METRICS_TOKEN`, or to anyone when
+    WEBHOOKS_METRICS_PUBLIC is on; without either setting the endpoint does not exist (404)."""
     expected = current_app.config.get("WEBHOOKS_METRICS_TOKEN")
     if expected:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
             return Response("a valid bearer token is required\n", 401, {"WWW-Authenticate": "Bearer"},
                             mimetype="text/plain")
+    elif not current_app.config.get("WEBHOOKS_METRICS_PUBLIC"):
+        abort(404)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WebhooksCollector())
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

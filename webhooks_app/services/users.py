@@ -1,13 +1,17 @@
 """Administrator accounts and rate-limited sign-in; callers commit."""
 
+import functools
+import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..database import dialect_name
 from ..extensions import db
 from ..models import LoginAttempt, User, utcnow
+from .user_sessions import end_sessions
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -28,13 +32,17 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
 def create_user(email: str, password: str, is_admin: bool = True) -> User:
     """Create a user with a hashed password."""
     email = normalize_email(email)
     if "@" not in email or len(email) > 254:
         raise UserError(f"{email!r} is not an email address")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    check_password(password)
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise UserError(f"a user with email {email} already exists")
     user = User(email=email, password_hash=generate_password_hash(password), is_admin=is_admin)
@@ -51,10 +59,56 @@ def create_first_admin() -> tuple[User, str] | None:
     return create_user("admin@example.com", password, is_admin=True), password
 
 
+def find_user(email: str) -> User:
+    """The user with this email, or UserError."""
+    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise UserError(f"there is no user with email {normalize_email(email)}")
+    return user
+
+
+def set_password(email: str, password: str, keep_session_token: str | None = None) -> User:
+    """Give a user a new password and end their other sessions (all of them without `keep_session_token`)."""
+    check_password(password)
+    user = find_user(email)
+    user.password_hash = generate_password_hash(password)
+    end_sessions(user.id, keep_token=keep_session_token)
+    db.session.flush()
+    return user
+
+
+def remove_user(email: str) -> None:
+    """Delete a user; their sessions go with them. The last administrator is kept, or nobody could manage webhooks."""
+    user = find_user(email)
+    if user.is_admin and db.session.scalar(
+            select(func.count()).select_from(User).where(User.is_admin.is_(True))) == 1:
+        raise UserError(f"{user.email} is the last administrator; create another one before removing it")
+    db.session.delete(user)
+    db.session.flush()
+
+
+@functools.cache
+def _dummy_password_hash() -> str:
+    # Checked when the email is unknown, so a wrong password costs the same whether or not the account exists.
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def _lock_sign_in(email: str) -> None:
+    """Serialize sign-in attempts for one email until the transaction ends, so counting the recent failures
+    and recording this attempt are one step. (SQLite writers already begin IMMEDIATE and take turns.)"""
+    if dialect_name() == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"sign-in:{email}".encode()).digest()[:8], "big", signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def authenticate(email: str, password: str, remote_address: str | None, max_failures: int,
                  lockout_seconds: int) -> User | None:
-    """Check credentials, recording the attempt; raises TooManyAttempts while locked out."""
+    """Check credentials, recording the attempt; raises TooManyAttempts while locked out.
+
+    The caller's commit ends the per-email lock taken here.
+    """
     email = normalize_email(email)
+    _lock_sign_in(email)
     window_start = utcnow() - timedelta(seconds=lockout_seconds)
     failures = db.session.execute(
         select(func.count(), func.min(LoginAttempt.attempted_at)).where(
@@ -67,7 +121,8 @@ def authenticate(email: str, password: str, remote_address: str | None, max_fail
         unlock_at = failures[1] + timedelta(seconds=lockout_seconds)
         raise TooManyAttempts(max(1, int((unlock_at - utcnow()).total_seconds())))
     user = db.session.scalar(select(User).where(User.email == email))
-    succeeded = user is not None and check_password_hash(user.password_hash, password)
+    password_matches = check_password_hash(user.password_hash if user else _dummy_password_hash(), password)
+    succeeded = user is not None and password_matches
     db.session.add(LoginAttempt(email=email, remote_address=remote_address, succeeded=succeeded))
     db.session.flush()
     return user if succeeded else None

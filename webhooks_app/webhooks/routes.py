@@ -10,8 +10,8 @@ from ..htmx import is_htmx_request, render_page_or_fragment
 from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
 from ..services import webhooks as webhook_service
-from ..services.activity import webhooks_fingerprint
-from ..services.test_messages import create_test_message, send_test_message
+from ..services.activity import ERROR_LABELS, webhooks_fingerprint
+from ..services.test_messages import await_sweeper, create_test_message, find_outcome
 from .forms import ConfirmForm, EnabledForm, WebhookForm
 
 bp = Blueprint("webhooks", __name__, url_prefix="/system/integrations/api/webhooks")
@@ -107,7 +107,7 @@ def create():
     )
 
 
-@bp.route("/<int:webhook_id>/edit", methods=["GET", "POST"])
+@bp.route("/<id:webhook_id>/edit", methods=["GET", "POST"])
 def edit(webhook_id: int):
     """Change a webhook's name, endpoint URL, events and Enabled box."""
     webhook = load_webhook_or_404(webhook_id)
@@ -125,7 +125,7 @@ def edit(webhook_id: int):
     )
 
 
-@bp.post("/<int:webhook_id>/toggle")
+@bp.post("/<id:webhook_id>/toggle")
 def toggle(webhook_id: int):
     """Enable or disable a webhook from its Status toggle."""
     load_webhook_or_404(webhook_id)
@@ -140,7 +140,7 @@ def toggle(webhook_id: int):
     return redirect(url_for("webhooks.index"))
 
 
-@bp.route("/<int:webhook_id>/delete", methods=["GET", "POST"])
+@bp.route("/<id:webhook_id>/delete", methods=["GET", "POST"])
 def delete(webhook_id: int):
     """Ask for confirmation, then delete a webhook."""
     webhook = load_webhook_or_404(webhook_id)
@@ -155,7 +155,7 @@ def delete(webhook_id: int):
     )
 
 
-@bp.route("/<int:webhook_id>/reset-secret", methods=["GET", "POST"])
+@bp.route("/<id:webhook_id>/reset-secret", methods=["GET", "POST"])
 def reset_secret(webhook_id: int):
     """Ask for confirmation, then replace a webhook's secret and show the new one once."""
     webhook = load_webhook_or_404(webhook_id)
@@ -169,16 +169,38 @@ def reset_secret(webhook_id: int):
     )
 
 
-@bp.post("/<int:webhook_id>/test")
+@bp.post("/<id:webhook_id>/test")
 def send_test(webhook_id: int):
-    """Send a WEBHOOK_TEST message now and show the endpoint's answer."""
+    """Queue a WEBHOOK_TEST message for the worker and answer at once; the dialog polls for the endpoint's answer."""
+    from tasks.delivery import enqueue_messages
+
     webhook = load_webhook_or_404(webhook_id)
     if not ConfirmForm().validate_on_submit():
         abort(400, "The test request was not understood.")
     message_id = create_test_message(webhook_id, current_user.id)
     db.session.commit()
-    outcome = send_test_message(message_id)
-    context = {"webhook": webhook, "result": outcome.result, "outcome": outcome}
-    if request.headers.get("HX-Target", "").startswith("test-result"):
+    queued = enqueue_messages([message_id])
+    if not queued:
+        await_sweeper(message_id)
+        db.session.commit()
+    return render_test(webhook, find_outcome(webhook_id, message_id), queued=queued)
+
+
+@bp.get("/<id:webhook_id>/test/<id:message_id>")
+def test_result(webhook_id: int, message_id: int):
+    """A test message's outcome, read from its row and attempt: 204 to HTMX polls while it waits for the worker."""
+    webhook = load_webhook_or_404(webhook_id)
+    outcome = find_outcome(webhook_id, message_id)
+    if outcome is None:
+        abort(404, f"Test message {message_id} of webhook {webhook_id} is not in the log.")
+    if outcome.pending and is_htmx_request():
+        return "", 204
+    return render_test(webhook, outcome, queued=True)
+
+
+def render_test(webhook, outcome, queued: bool):
+    """The result area alone for the secret dialog's Test button, else the Test dialog (or page)."""
+    context = {"webhook": webhook, "outcome": outcome, "queued": queued, "error_labels": ERROR_LABELS}
+    if is_htmx_request() and request.headers.get("HX-Target", "").startswith("test-result"):
         return render_template("webhooks/_test_result.html", **context)
     return render_page_or_fragment("webhooks/test.html", "webhooks/_test_dialog.html", **context)
