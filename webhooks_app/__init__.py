@@ -15,6 +15,7 @@ from .queue import init_broker
 
 PRODUCT_NAME = "Webhooks"
 PRODUCT_VERSION = "0.1.0"
+DATABASE_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -30,6 +31,10 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     check_secret_key(app.config.get("SECRET_KEY"))
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # A database host that drops packets must give a fast, retryable 503, not a two-minute TCP wait.
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("connect_args", {}).setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT_SECONDS)
     prepare_sqlite_files(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

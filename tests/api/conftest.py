@@ -109,6 +109,16 @@ def unreachable_app(app):
 
 
 @pytest.fixture
+def silent_database_app(app, silent_server):
+    """An app whose PostgreSQL host accepts the connection and never answers (packets dropped on the way)."""
+    application = other_app(app, f"postgresql+psycopg://postgres@127.0.0.1:{silent_server.port}/silent",
+                            migrated=False)
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def sqlite_server(sqlite_app):
     """sqlite_app served over HTTP on a free 127.0.0.1 port in a background thread."""
     server = make_server("127.0.0.1", free_port(), sqlite_app, threaded=True)

@@ -4,6 +4,7 @@ locked, JSON (never the HTML error page) for every error under /api/v1."""
 import json
 import socket
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -101,6 +102,23 @@ def test_an_unreachable_database_answers_503_json_with_retry_after(unreachable_a
     response = client.post(URL, json=ASSET_CREATE, headers=bearer("whk_" + "x" * 43))
     assert_unavailable(response)
     assert time.monotonic() - started < 5
+
+
+def test_a_database_that_never_answers_gets_a_503_after_the_connect_timeout(silent_database_app):
+    """A database host that accepts and stays silent costs one connect timeout (5 s), then 503 JSON, not a hang."""
+    from webhooks_app import DATABASE_CONNECT_TIMEOUT_SECONDS
+
+    client = silent_database_app.test_client()
+    finished = threading.Event()
+    answer = {}
+
+    def post():
+        answer["response"] = client.post(URL, json=ASSET_CREATE, headers=bearer("whk_" + "x" * 43))
+        finished.set()
+
+    threading.Thread(target=post, daemon=True).start()
+    assert finished.wait(timeout=4 * DATABASE_CONNECT_TIMEOUT_SECONDS), "the request hung on the silent database"
+    assert_unavailable(answer["response"])
 
 
 def hold_write_lock(app) -> sqlite3.Connection:

@@ -29,13 +29,14 @@ def create_database_if_missing(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def postgres_app(redis_url, certificates):
+def postgres_app(app, redis_url, certificates):
     """An app of this module's own on a freshly migrated PostgreSQL database."""
     from conftest import TEST_DELIVERY_SETTINGS
     from flask_migrate import upgrade
 
     from webhooks_app import create_app
     from webhooks_app.config import normalize_database_url, settings_from_environment
+    from webhooks_app.queue import init_broker
 
     try:
         create_database_if_missing(FAULTS_DATABASE_URL)
@@ -47,6 +48,7 @@ def postgres_app(redis_url, certificates):
                               "SQLALCHEMY_DATABASE_URI": normalize_database_url(FAULTS_DATABASE_URL),
                               **{key: value for key, value in delivery.items()
                                  if key.startswith("WEBHOOKS_") and key != "WEBHOOKS_ENCRYPTION_KEY"}})
+    init_broker(app)  # create_app made the new app's broker Dramatiq's global one: give it back to the suite's
     with application.app_context():
         with db.engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE"))
