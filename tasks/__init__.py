@@ -1,1 +1,1 @@
-"""Dramatiq actors. `dramatiq tasks.worker` runs them; `python -m tasks.scheduler` times the periodic jobs."""
+"""Process entry points: `python -m tasks.worker` runs the actors, `python -m tasks.scheduler` the periodic jobs."""

@@ -4,12 +4,11 @@ import logging
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from tasks.delivery import requeue_due_messages
-from tasks.maintenance import catch_up_prune, enqueue_nightly_prune
 from webhooks_app import create_app
+from webhooks_app.services.dispatch import requeue_due_messages
+from webhooks_app.services.retention import catch_up_prune, enqueue_nightly_prune
 
 logger = logging.getLogger("tasks.scheduler")
-
 
 
 def periodic_jobs(config) -> list[tuple]:

@@ -63,8 +63,8 @@ def project_environment(database_url: str, redis_url: str, **overrides: str) -> 
 
 
 def worker(environment: dict[str, str], processes: int = 1, threads: int = 4) -> ProjectProcess:
-    argv = [sys.executable, "-m", "dramatiq", "tasks.worker", "--processes", str(processes),
-            "--threads", str(threads), "--worker-shutdown-timeout", "5000"]
+    argv = [sys.executable, "-m", "tasks.worker", "--processes", str(processes), "--threads", str(threads),
+            "--shutdown-timeout", "5"]
     return ProjectProcess("worker", argv, environment)
 
 

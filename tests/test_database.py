@@ -13,9 +13,9 @@ from sqlalchemy.pool import NullPool
 
 from webhooks_app.config import normalize_database_url
 from webhooks_app.database import ping_idle_connections
-from webhooks_app.emit import emit_event
 from webhooks_app.extensions import db
 from webhooks_app.models import Event, Webhook
+from webhooks_app.services.intake import emit_event
 from webhooks_app.services.webhooks import WebhookFields, create_webhook, list_webhooks
 
 

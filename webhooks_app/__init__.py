@@ -8,10 +8,9 @@ from sqlalchemy.engine import Engine
 
 from .config import INSTANCE_PATH, PROJECT_ROOT, check_secret_key, prepare_sqlite_files, settings_from_environment
 from .database import configure_sqlite, ping_idle_connections
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, db, login_manager, migrate, task_queue
 from .hardening import install_hardening
 from .ids import DatabaseIdConverter
-from .queue import init_broker
 
 PRODUCT_NAME = "Webhooks"
 PRODUCT_VERSION = "0.1.0"
@@ -59,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .auth.routes import bp as auth_bp
     from .cli import register_commands
     from .operations.routes import bp as operations_bp
+    from .services import dispatch, retention  # noqa: F401  (declare the actors)
     from .webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
@@ -68,7 +68,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(activity_bp)
     app.register_blueprint(operations_bp)
     register_commands(app)
-    init_broker(app)
+    app.config["DRAMATIQ_BROKER_URL"] = app.config["REDIS_URL"]
+    task_queue.init_app(app)
     register_error_pages(app)
 
     @app.get("/")

@@ -4,10 +4,10 @@
 import click
 from flask import Flask
 
-from .emit import emit_event
 from .extensions import db
 from .services.api_tokens import create_api_token
-from .services.intake import IntakeError
+from .services.intake import IntakeError, emit_event
+from .services.retention import prune_log_once
 from .services.users import UserError, create_first_admin, create_user, remove_user, set_password
 
 
@@ -109,8 +109,6 @@ def register_commands(app: Flask) -> None:
     @app.cli.command("prune-log")
     def prune_log_command():
         """Delete activity-log rows older than WEBHOOKS_LOG_RETENTION_DAYS now (as the nightly job does)."""
-        from tasks.maintenance import prune_log_once
-
         report = prune_log_once()
         if report is None:
             raise click.ClickException("another process is pruning the activity log; try again later")

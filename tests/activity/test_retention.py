@@ -47,12 +47,12 @@ def test_prune_is_idempotent(app_context):
 
 def test_prune_waits_for_no_one_but_skips_while_another_holds_the_lock(app, app_context):
     """While another process holds the Redis lock, prune_log_once does nothing; after release it prunes."""
-    from tasks.maintenance import PRUNE_LOCK_KEY, prune_log_once
+    from webhooks_app.services.retention import PRUNE_LOCK_KEY, prune_log_once
 
     webhook_id = make_webhook()
     make_message(webhook_id, MessageStatus.SENT, age=timedelta(days=45))
     db.session.commit()
-    client = app.extensions["dramatiq_broker"].client
+    client = app.extensions["dramatiq-dramatiq"].broker.client
     other = client.lock(PRUNE_LOCK_KEY, timeout=60)
     assert other.acquire(blocking=False)
     try:
@@ -77,13 +77,13 @@ def test_prune_log_command(app):
 
 def test_nightly_job_has_generous_misfire_grace_and_catches_up(app, app_context, fresh_redis):
     """The nightly prune tolerates late starts, and a scheduler start with no prune in a day enqueues one."""
-    from tasks.maintenance import LAST_PRUNE_KEY, catch_up_prune
     from tasks.scheduler import periodic_jobs
+    from webhooks_app.services.retention import LAST_PRUNE_KEY, catch_up_prune
 
     jobs = {job.__name__: trigger for job, trigger in periodic_jobs(app.config)}
     nightly = jobs["enqueue_nightly_prune"]
     assert nightly["trigger"] == "cron" and nightly["misfire_grace_time"] >= 3600 and nightly["coalesce"]
-    client = app.extensions["dramatiq_broker"].client
+    client = app.extensions["dramatiq-dramatiq"].broker.client
     client.delete(LAST_PRUNE_KEY)
     assert catch_up_prune() is True
     assert client.llen("dramatiq:maintenance") == 1

@@ -15,8 +15,7 @@ from werkzeug.serving import make_server
 
 from webhooks_app import create_app
 from webhooks_app.config import normalize_database_url
-from webhooks_app.extensions import db
-from webhooks_app.queue import init_broker
+from webhooks_app.extensions import db, task_queue
 
 
 def postgres_url() -> str:
@@ -31,7 +30,7 @@ def other_app(session_app, database_uri: str, migrated: bool = True):
     """An app like the suite's on another database (migrated from scratch), sharing the suite's Redis."""
     application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_uri,
                               "REDIS_URL": session_app.config["REDIS_URL"]})
-    init_broker(session_app)  # create_app made the new app's broker Dramatiq's global one: give it back
+    task_queue.init_app(session_app)  # create_app bound the actors to the new app's broker: give them back
     if migrated:
         from flask_migrate import upgrade
 

@@ -18,10 +18,9 @@ from api.helpers import (
 from conftest import wait_for
 from sqlalchemy import select
 
-from webhooks_app.emit import emit_event
 from webhooks_app.extensions import db
 from webhooks_app.models import Event
-from webhooks_app.services.intake import IntakeError
+from webhooks_app.services.intake import IntakeError, emit_event
 from webhooks_app.services.test_messages import create_test_message
 
 FOLDER_UPDATE = {"type": "folder.update", "folderId": 9, "userId": 1, "changed": ["name", "path"],

@@ -22,12 +22,11 @@ from api.helpers import (
 from conftest import wait_for
 from sqlalchemy import func, select
 
-from webhooks_app.emit import emit_event
 from webhooks_app.events import EVENT_NAMES
 from webhooks_app.extensions import db
 from webhooks_app.models import ApiToken, MessageStatus
 from webhooks_app.services.api_tokens import create_api_token, revoke_api_token
-from webhooks_app.services.intake import IntakeError
+from webhooks_app.services.intake import IntakeError, emit_event
 
 # Each event type, the subject keys its payload starts with, and its systemEventType.
 SUBJECTS = {

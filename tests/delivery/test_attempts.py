@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from webhooks_app.extensions import db
 from webhooks_app.models import Attempt, Message, MessageStatus
-from webhooks_app.services.delivery import deliver_message
+from webhooks_app.services.dispatch import deliver_message
 from webhooks_app.services.intake import accept_event
 from webhooks_app.services.transport import MAX_RESPONSE_BYTES, classify_error
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
@@ -133,7 +133,7 @@ def test_a_duplicate_queue_message_does_not_send_twice(app_context, receiver):
 
 def test_a_claimed_message_is_not_sent_by_a_second_worker(app_context, receiver):
     """While one worker holds the claim, another's claim fails and it sends nothing."""
-    from webhooks_app.services.claims import claim_message
+    from webhooks_app.services.dispatch import claim_message
 
     message_id = owed_message(receiver.url("/ok"))
     assert claim_message(message_id)

@@ -5,13 +5,12 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from webhooks_app.services.send_slots import SendSlots, slot_keys
 
 from webhooks_app.extensions import db
 from webhooks_app.models import Attempt, Message, MessageStatus, Webhook, utcnow
-from webhooks_app.services import delivery
-from webhooks_app.services.claims import claim_backlog
-from webhooks_app.services.delivery import deliver_backlog
-from webhooks_app.services.endpoint_slots import SendSlots, slot_keys
+from webhooks_app.services import send
+from webhooks_app.services.dispatch import claim_backlog, deliver_backlog
 from webhooks_app.services.intake import accept_event
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
@@ -88,7 +87,7 @@ def test_a_full_batch_says_more_may_be_due(app_context, receiver):
 
 def test_a_batch_stops_starting_sends_when_its_time_is_up(app_context, receiver, monkeypatch):
     """Past the batch's time, the claimed messages not yet sent are released for the next batch."""
-    monkeypatch.setattr(delivery, "BATCH_SECONDS", 0)
+    monkeypatch.setattr(send, "BATCH_SECONDS", 0)
     webhook_id = add_webhook(receiver.url("/ok"))
     owe(3)
     outcome = deliver_backlog(webhook_id)
@@ -154,18 +153,18 @@ def test_concurrent_claims_take_disjoint_messages(app, app_context, receiver):
 
 def test_one_batch_is_queued_per_webhook_until_it_starts(app_context, receiver, fresh_redis):
     """Messages for a webhook whose batch is still queued add no entry; once the batch starts, new ones do."""
-    from tasks.delivery import deliver_webhook_backlog, request_backlog_delivery
+    from webhooks_app.services.dispatch import deliver_webhook_backlog, request_batches
 
     webhook_id = add_webhook(receiver.url("/ok"))
     other_id = add_webhook(receiver.url("/ok/other"))
     owe(2)
     client = fresh_redis.client()
-    assert request_backlog_delivery([webhook_id, other_id]) and request_backlog_delivery([webhook_id])
+    assert request_batches([webhook_id, other_id]) and request_batches([webhook_id])
     assert client.llen("dramatiq:deliveries") == 2
     deliver_webhook_backlog(webhook_id)  # what the worker runs for the first entry
     assert statuses(webhook_id) == [MessageStatus.SENT] * 2
     owe(1)
-    assert request_backlog_delivery([webhook_id, other_id])
+    assert request_batches([webhook_id, other_id])
     assert client.llen("dramatiq:deliveries") == 3  # only the started batch's webhook got a new entry
 
 
@@ -174,7 +173,7 @@ def test_the_sweeper_asks_for_one_batch_per_webhook_and_sends_test_messages_sing
     """Due messages the queue lost come back as one batch entry per webhook, plus one entry per test message."""
     import json
 
-    from tasks.delivery import requeue_due_messages
+    from webhooks_app.services.dispatch import requeue_due_messages
     from webhooks_app.services.test_messages import create_test_message
 
     webhook_id = add_webhook(receiver.url("/ok"))
@@ -202,24 +201,24 @@ def test_a_full_batch_asks_for_the_next_one_before_it_sends(app_context, receive
 
 def test_a_deferred_webhook_has_one_batch_waiting_however_often_it_is_deferred(app_context, receiver, fresh_redis):
     """Batches deferred by a full endpoint, and events arriving meanwhile, leave one delayed entry per webhook."""
-    from tasks.delivery import (
-        defer_backlog_delivery,
+    from webhooks_app.services.dispatch import (
+        defer_batch,
         deliver_webhook_backlog,
-        endpoint_slots,
-        request_backlog_delivery,
+        request_batches,
+        send_slots,
     )
 
     webhook_id = add_webhook(receiver.url("/ok"))
     owe(2)
-    slots = endpoint_slots()
+    slots = send_slots()
     keys = slot_keys(webhook_id, receiver.url("/ok"))
     assert slots.lease_seconds > 1.5
     for holder in range(slots.limits[0]):  # every slot of the webhook held by a batch that started 1.5 s ago
         fresh_redis.client().zadd(keys.webhook, {f"slow batch {holder}": time.time() + slots.lease_seconds - 1.5})
     deliver_webhook_backlog(webhook_id)  # finds the endpoint full: steps aside with a delay
     client = fresh_redis.client()
-    defer_backlog_delivery(webhook_id, 0)  # another of its batches, already running, steps aside too
-    assert request_backlog_delivery([webhook_id])  # and an event arrives
+    defer_batch(webhook_id, 0)  # another of its batches, already running, steps aside too
+    assert request_batches([webhook_id])  # and an event arrives
     assert client.llen("dramatiq:deliveries") == 0
     assert client.hlen("dramatiq:deliveries.DQ.msgs") == 1
     assert statuses(webhook_id) == [MessageStatus.QUEUED] * 2
@@ -229,7 +228,7 @@ def test_a_send_that_raises_mid_batch_is_a_failed_attempt_and_the_batch_goes_on(
     """A third send that raises something unexpected is a recorded failed attempt on the ladder; the rest are sent."""
     webhook_id = add_webhook(receiver.url("/ok"))
     owe(4)
-    real_send = delivery.send_prepared
+    real_send = send.send_prepared
     calls = []
 
     def send_then_break(prepared):
@@ -238,7 +237,7 @@ def test_a_send_that_raises_mid_batch_is_a_failed_attempt_and_the_batch_goes_on(
             raise RuntimeError("a bug in the send path")
         return real_send(prepared)
 
-    monkeypatch.setattr(delivery, "send_prepared", send_then_break)
+    monkeypatch.setattr(send, "send_prepared", send_then_break)
     outcome = deliver_backlog(webhook_id)
     assert (outcome.sent, outcome.count("retry_scheduled")) == (3, 1)
     assert statuses(webhook_id) == [MessageStatus.SENT] * 2 + [MessageStatus.SCHEDULED_RETRY, MessageStatus.SENT]

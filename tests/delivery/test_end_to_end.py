@@ -90,7 +90,7 @@ def test_a_long_backlog_at_a_slow_endpoint_is_sent_by_several_batches_at_once(ap
     """One request for 120 owed messages: each full batch asks for the next, so sends to the endpoint overlap."""
     from conftest import DeliveryProcesses, delivery_environment
 
-    from tasks.delivery import request_backlog_delivery
+    from webhooks_app.services.dispatch import request_batches
     from webhooks_app.services.intake import accept_event
 
     webhook_id, _ = add_webhook(app, receiver.url("/slow/0.05"))
@@ -98,7 +98,7 @@ def test_a_long_backlog_at_a_slow_endpoint_is_sent_by_several_batches_at_once(ap
         for asset_id in range(1, 121):
             accept_event({"type": "asset.create", "assetId": asset_id, "userId": 1})
         db.session.commit()
-        assert request_backlog_delivery([webhook_id])
+        assert request_batches([webhook_id])
     # No sweeper re-requests during the test: any overlap comes from the batches themselves.
     processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates,
                                                        WEBHOOKS_REQUEUE_AFTER_SECONDS="600"))

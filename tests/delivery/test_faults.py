@@ -36,7 +36,7 @@ def postgres_app(app, redis_url, certificates):
 
     from webhooks_app import create_app
     from webhooks_app.config import normalize_database_url, settings_from_environment
-    from webhooks_app.queue import init_broker
+    from webhooks_app.extensions import task_queue
 
     try:
         create_database_if_missing(FAULTS_DATABASE_URL)
@@ -48,7 +48,7 @@ def postgres_app(app, redis_url, certificates):
                               "SQLALCHEMY_DATABASE_URI": normalize_database_url(FAULTS_DATABASE_URL),
                               **{key: value for key, value in delivery.items()
                                  if key.startswith("WEBHOOKS_") and key != "WEBHOOKS_ENCRYPTION_KEY"}})
-    init_broker(app)  # create_app made the new app's broker Dramatiq's global one: give it back to the suite's
+    task_queue.init_app(app)  # create_app bound the actors to the new app's broker: give them back
     with application.app_context():
         with db.engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE"))

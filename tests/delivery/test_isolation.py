@@ -40,7 +40,7 @@ def test_a_hung_endpoint_does_not_starve_a_healthy_one(app, client, api_token, r
 
 def test_deferrals_back_off_from_a_quarter_second_to_five_seconds():
     """A message deferred again and again waits longer each time, up to 5 s, so a hung backlog stays cheap."""
-    from tasks.delivery import defer_delay_milliseconds
+    from webhooks_app.services.dispatch import defer_delay_milliseconds
 
     first = [defer_delay_milliseconds(0) for _ in range(50)]
     assert all(200 <= delay <= 300 for delay in first) and len(set(first)) > 1  # jittered around 250 ms

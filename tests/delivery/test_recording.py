@@ -7,7 +7,7 @@ from sqlalchemy import event, func, select
 
 from webhooks_app.extensions import db
 from webhooks_app.models import Attempt, Message, MessageStatus, utcnow
-from webhooks_app.services.delivery import deliver_backlog, deliver_message
+from webhooks_app.services.dispatch import deliver_backlog, deliver_message
 from webhooks_app.services.intake import accept_event
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
@@ -59,8 +59,8 @@ def test_a_dropped_connection_while_recording_is_retried_and_nothing_is_sent_twi
 
 def test_recording_an_attempt_twice_stores_it_once(app, app_context, receiver):
     """Writing the same attempt again (its first commit was not acknowledged) adds no row and keeps the status."""
-    from webhooks_app.services.attempts import attempt_record, record_batch
-    from webhooks_app.services.claims import claim_message
+    from webhooks_app.services.dispatch import claim_message
+    from webhooks_app.services.record import attempt_record, record_batch
     from webhooks_app.services.transport import SendResult
 
     owe(receiver.url("/ok"), 1)

@@ -77,7 +77,7 @@ def test_failed_message_is_never_sent_again_even_after_re_enabling(app, client, 
         webhook = db.session.get(Webhook, webhook_id)
         update_webhook(webhook_id, WebhookFields(webhook.name, receiver.url("/ok"), ("asset.create",), True))
         db.session.commit()
-        from tasks.delivery import requeue_due_messages
+        from webhooks_app.services.dispatch import requeue_due_messages
 
         assert requeue_due_messages() == 0
     assert [d.path for d in receiver.received] == ["/status/503"] * 6

@@ -85,3 +85,23 @@ def test_plain_http_is_refused_without_sending(receiver):
     """An http:// endpoint (stored before validation, say) fails as an HTTPS problem, unsent."""
     result = post_json(f"http://127.0.0.1:{receiver.port}/ok", b"{}", {}, timeout=2, allow_private=True)
     assert result.error_kind == "tls" and receiver.received == []
+
+
+def test_a_send_goes_to_the_next_checked_address_when_one_refuses(receiver, certificates, monkeypatch):
+    """A host with two checked addresses, the first refusing connections, is reached on the second, once."""
+    from webhooks_app.services import transport
+
+    monkeypatch.setattr(transport, "checked_addresses", lambda host, port, allow_private: ["127.0.0.2", "127.0.0.1"])
+    result = post_json(receiver.url("/ok"), b"{}", {"Content-Type": "application/json"}, timeout=2,
+                       allow_private=True, verify=certificates.ca_path)
+    assert result.succeeded
+    (delivery,) = receiver.received
+    assert delivery.headers["Host"] == f"127.0.0.1:{receiver.port}"
+
+
+def test_the_request_names_the_endpoints_host_while_going_to_the_checked_address(receiver, certificates):
+    """The Host header and the TLS server name are the URL's host; the connection goes to the address checked."""
+    result = post_json(f"https://localhost:{receiver.port}/ok", b"{}", {}, timeout=2, allow_private=True,
+                       verify=certificates.ca_path)
+    assert result.succeeded
+    assert receiver.received[0].headers["Host"] == f"localhost:{receiver.port}"

@@ -4,10 +4,9 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..database import limit_lock_wait, retry_once_on_disconnect
-from ..emit import emit_event
 from ..extensions import csrf, db
 from ..services.api_tokens import TokenUse, authenticate_api_token
-from ..services.intake import IntakeError, token_scope
+from ..services.intake import IntakeError, emit_event, token_scope
 from .body import BodyError, check_content_type, parse_json
 from .errors import error_response, register_error_handlers
 

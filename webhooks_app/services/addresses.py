@@ -1,6 +1,9 @@
-"""The SSRF guard: which IP addresses a delivery may connect to."""
+"""The SSRF guard: which IP addresses a delivery may connect to, and the checked addresses of a host."""
 
 import ipaddress
+import socket
+import threading
+import time
 
 # Every network a delivery may never reach, with why: the IANA special-purpose registries (IPv4 and IPv6)
 # and the deprecated ranges the ipaddress module still calls global. One row, one test; a narrower row
@@ -54,3 +57,47 @@ def forbidden_reason(address: str) -> str | None:
     if not ip.is_global:
         return f"{ip} is not a globally routable address"
     return None
+
+
+class ForbiddenAddress(Exception):
+    """The endpoint resolves to an address deliveries may not reach."""
+
+
+class InvalidHostName(Exception):
+    """The endpoint's host name cannot be looked up at all (IDNA refuses it: a label too long, say)."""
+
+
+class HostNotFound(Exception):
+    """The endpoint's host name does not resolve."""
+
+
+# A thread's answers are kept this long, so kept-alive connections are reused instead of looking the name
+# up for every send; a changed DNS answer is followed within it.
+RESOLVED_SECONDS = 30.0
+_resolved = threading.local()
+
+
+def checked_addresses(host: str, port: int, allow_private: bool) -> list[str]:
+    """The host's addresses, resolved once and all checked: ForbiddenAddress if any may not be reached."""
+    key = (host, port, allow_private)
+    cache = getattr(_resolved, "answers", None)
+    if cache is None:
+        cache = _resolved.answers = {}
+    known = cache.get(key)
+    if known is not None and known[1] > time.monotonic():
+        return known[0]
+    try:
+        candidates = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise HostNotFound(f"DNS lookup of {host} failed ({error.strerror})") from error
+    except UnicodeError as error:
+        raise InvalidHostName(f"{host} is not a valid DNS name ({error})") from error
+    addresses = list(dict.fromkeys(sockaddr[0] for *_, sockaddr in candidates))
+    if not allow_private:
+        for address in addresses:
+            reason = forbidden_reason(address)
+            if reason:
+                raise ForbiddenAddress(
+                    f"{host} resolves to {address}: {reason}; deliveries only go to public addresses")
+    cache[key] = (addresses, time.monotonic() + RESOLVED_SECONDS)
+    return addresses

@@ -5,6 +5,7 @@ these statements are compiled once and then only executed with new parameters.
 """
 
 import functools
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -20,6 +21,22 @@ events = Event.__table__
 ATTEMPT_COLUMNS = ("message_id", "webhook_id", "number", "started_at", "duration_ms", "succeeded", "status_code",
                    "error_kind", "error_detail", "response_excerpt")
 MOVE_ON_COLUMNS = ("status", "attempts_made", "updated_at", "next_attempt_at", "enqueued_at", "failure_reason")
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """A row the claim statements return: a message, its webhook's URL, state and secret, its event's payload."""
+
+    id: int
+    message_uuid: str
+    webhook_id: int | None
+    event_id: int | None
+    attempts_made: int
+    is_test: bool
+    url: str | None  # None: the webhook was deleted
+    enabled: bool | None
+    secret_encrypted: str | None
+    payload: dict | None
 
 
 def _webhook_column(column):
@@ -102,3 +119,18 @@ def move_on():
 def record_attempt_in_one_statement():
     """PostgreSQL: the attempt's INSERT rides along the message's UPDATE as a data-modifying CTE."""
     return move_on().add_cte(insert_attempt("postgresql").cte("attempt"))
+
+
+@functools.cache
+def release_claims():
+    """Give claimed messages (`release_ids`) back untouched; `release_enqueued_at` says whether one is queued."""
+    return (update(messages).where(messages.c.id.in_(bindparam("release_ids", expanding=True)))
+            .values(claimed_until=None, enqueued_at=bindparam("release_enqueued_at")))
+
+
+@functools.cache
+def fail_unsent():
+    """End messages (`fail_ids`) as Failed without sending them, with `fail_reason` (at `fail_updated_at`)."""
+    return (update(messages).where(messages.c.id.in_(bindparam("fail_ids", expanding=True)))
+            .values(status=MessageStatus.FAILED, failure_reason=bindparam("fail_reason"), claimed_until=None,
+                    next_attempt_at=None, updated_at=bindparam("fail_updated_at")))

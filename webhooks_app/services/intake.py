@@ -1,4 +1,7 @@
-"""Event intake: validate an event, store it and fan it out to subscribed webhooks; callers commit."""
+"""Intake: validate an event, store it and fan it out to subscribed webhooks; emit_event commits and dispatches.
+
+The first step of the delivery path (intake → dispatch → send → record).
+"""
 
 import hashlib
 import json
@@ -8,11 +11,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 
-from ..database import dialect_name
+from ..database import dialect_name, retry_once_on_disconnect
 from ..events import EVENTS_BY_NAME
 from ..extensions import db
 from ..models import Message, MessageStatus, utcnow
 from . import intake_statements as statements
+from .dispatch import request_batches
 
 FOLDER_CHANGE_FIELDS = frozenset({"parent", "name", "description", "path", "visibility", "portalImage", "modifiedBy"})
 USER_CHANGE_FIELDS = frozenset({
@@ -236,3 +240,26 @@ def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
 def accept_event(data, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
     """Validate and store an event from this sender (see store_valid_event); callers commit."""
     return store_valid_event(validate_event(data), scope)
+
+
+def emit_event(data: dict, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
+    """Validate and store an event with its messages, commit, then ask for their sending (raises IntakeError).
+
+    The one intake for host apps, the API and the CLI. `scope` is the sender whose eventIds must be unique:
+    "local" for host apps and the CLI. A connection found dead, even at COMMIT, is replaced and the store
+    retried once: the eventId (a generated one too) stays the same, so a retry never stores the event twice.
+    """
+    event = validate_event(data)
+    attempts = []
+
+    def store_and_commit() -> AcceptedEvent:
+        attempts.append(len(attempts) + 1)
+        stored = store_valid_event(event, scope)
+        db.session.commit()
+        return stored
+
+    accepted = retry_once_on_disconnect(store_and_commit, "event intake")
+    # After a retry a "repeat" may be this very event, committed just before the connection died.
+    if accepted.webhook_ids and (not accepted.duplicate or len(attempts) > 1):
+        request_batches(accepted.webhook_ids)
+    return accepted

@@ -1,14 +1,19 @@
-"""Retention: delete activity-log rows older than WEBHOOKS_LOG_RETENTION_DAYS, in small batches."""
+"""Retention: delete activity-log rows older than WEBHOOKS_LOG_RETENTION_DAYS, in small batches, nightly.
+
+The scheduler enqueues the prune_activity_log actor at 03:00 UTC; a Redis lock keeps two schedulers or
+workers from pruning at once.
+"""
 
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import delete, exists, select
 
 from ..database import dialect_name
-from ..extensions import db
+from ..extensions import actor, db, queue_redis
 from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, utcnow
 
 logger = logging.getLogger(__name__)
@@ -18,6 +23,10 @@ BATCH_SIZE = 1000
 # keep every wait for that lock short (bench/log_pages.py measures the longest).
 SQLITE_BATCH_SIZE = 500
 SQLITE_PAUSE_SECONDS = 0.02
+PRUNE_LOCK_KEY = "webhooks:lock:prune-log"
+PRUNE_LOCK_SECONDS = 3600
+LAST_PRUNE_KEY = "webhooks:last-prune"
+PRUNE_EVERY_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -95,3 +104,38 @@ def _in_batches(report: PruneReport, delete_batch) -> None:
         if pause:
             # SQLite's busy handler polls on a backoff; a gap between batches lets waiting writers in.
             time.sleep(pause)
+
+
+def prune_log_once() -> PruneReport | None:
+    """Run the prune unless another process holds the lock; None when another process is pruning."""
+    client = queue_redis()
+    lock = client.lock(PRUNE_LOCK_KEY, timeout=PRUNE_LOCK_SECONDS, blocking=False)
+    if not lock.acquire(blocking=False):
+        logger.info("prune skipped: another process is pruning the activity log")
+        return None
+    try:
+        report = prune_log(current_app.config["WEBHOOKS_LOG_RETENTION_DAYS"])
+        client.set(LAST_PRUNE_KEY, int(time.time()))
+    finally:
+        lock.release()
+    return report
+
+
+@actor(queue_name="maintenance", max_retries=3, time_limit=3_600_000)
+def prune_activity_log() -> None:
+    """Nightly: delete activity-log rows older than the retention period (idempotent)."""
+    prune_log_once()
+
+
+def enqueue_nightly_prune() -> None:
+    """The scheduler's nightly job: hand the prune to a worker."""
+    prune_activity_log.send()
+
+
+def catch_up_prune() -> bool:
+    """At scheduler start: enqueue a prune when none ran in the last day (a restart skipped the night)."""
+    last = queue_redis().get(LAST_PRUNE_KEY)
+    if last is not None and time.time() - int(last) < PRUNE_EVERY_SECONDS:
+        return False
+    enqueue_nightly_prune()
+    return True

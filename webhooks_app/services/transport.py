@@ -1,38 +1,37 @@
-"""One HTTPS POST to an endpoint under a hard total deadline, through the SSRF guard."""
+"""One HTTPS POST to an endpoint under a hard total deadline, through the SSRF guard (requests, public APIs only).
+
+The host is resolved and checked once (addresses.checked_addresses); the request goes to exactly the checked
+address, with the host name as TLS server name (SNI and certificate check) and as the Host header. Every socket
+of the send is put under its Deadline: new ones as the TLS context wraps them, kept-alive ones as a request
+starts on them.
+"""
 
 import base64
 import functools
-import heapq
 import os
 import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import certifi
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, NewConnectionError
-from urllib3.util.ssl_ import create_urllib3_context
 
-from .addresses import forbidden_reason
+from .addresses import ForbiddenAddress, HostNotFound, InvalidHostName, checked_addresses
+from .deadline import Deadline, watch_current
 
 MAX_RESPONSE_BYTES = 64 * 1024
 EXCERPT_BYTES = 1024
 REDACTED = b"[secret removed]"
-
-
-class ForbiddenAddress(Exception):
-    """The endpoint resolves to an address deliveries may not reach."""
-
-
-class InvalidHostName(Exception):
-    """The endpoint's host name cannot be looked up at all (IDNA refuses it: a label too long, say)."""
+SEND_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ForbiddenAddress, InvalidHostName,
+               HostNotFound)
 
 
 @dataclass(frozen=True)
@@ -47,155 +46,25 @@ class SendResult:
     response_excerpt: str | None = None
 
 
-class Watchdog:
-    """One thread per process that fires deadlines in time order (cheaper than a timer thread per send)."""
+class WatchedSSLContext(ssl.SSLContext):
+    """A client TLS context that puts each new connection's socket under the send's deadline before the handshake."""
 
-    def __init__(self):
-        self._condition = threading.Condition()
-        self._pending: list[tuple[float, int, Deadline]] = []
-        self._counter = 0
-        self._thread: threading.Thread | None = None
-
-    def schedule(self, deadline: "Deadline") -> None:
-        with self._condition:
-            self._counter += 1
-            heapq.heappush(self._pending, (deadline.expires_at, self._counter, deadline))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="delivery-watchdog", daemon=True)
-                self._thread.start()
-            if self._pending[0][2] is deadline:
-                # Only a new earliest deadline changes how long the watchdog sleeps; sends share one
-                # timeout, so this is rare, and the watchdog thread is not woken on every send.
-                self._condition.notify()
-
-    def _run(self) -> None:
-        with self._condition:
-            while True:
-                while self._pending and self._pending[0][2].finished:
-                    heapq.heappop(self._pending)
-                if not self._pending:
-                    self._condition.wait(timeout=60)
-                    continue
-                wait = self._pending[0][0] - time.monotonic()
-                if wait > 0:
-                    self._condition.wait(timeout=wait)
-                    continue
-                _, _, deadline = heapq.heappop(self._pending)
-                deadline.fire()
+    def wrap_socket(self, sock, *args, **kwargs):
+        watch_current(sock)
+        return super().wrap_socket(sock, *args, **kwargs)
 
 
-_watchdog = Watchdog()
+class WatchedHTTPSConnection(HTTPSConnection):
+    """An HTTPS connection whose socket, kept alive from an earlier send, is put under this send's deadline."""
+
+    def request(self, *args, **kwargs):
+        if self.sock is not None:
+            watch_current(self.sock)
+        return super().request(*args, **kwargs)
 
 
-class Deadline:
-    """Shuts every socket of one send down when its time is up, whatever the socket is blocked in."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.expires_at = time.monotonic() + seconds
-        self.expired = False
-        self.finished = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def remaining(self) -> float:
-        return max(0.001, self.expires_at - time.monotonic())
-
-    def watch(self, sock: socket.socket) -> None:
-        # A duplicate descriptor survives the TLS wrap (which detaches the original object) and
-        # works for TLS sockets too (which refuse dup()); shutdown() on it cuts the one connection.
-        with self._lock:
-            self._sockets.append(socket.socket(fileno=os.dup(sock.fileno())))
-            if self.expired:
-                self._shutdown_all()
-
-    def fire(self) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            self.expired = True
-            self._shutdown_all()
-
-    def _shutdown_all(self) -> None:
-        for sock in self._sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def __enter__(self):
-        _watchdog.schedule(self)
-        return self
-
-    def __exit__(self, *exc_info):
-        with self._lock:
-            self.finished = True
-            for sock in self._sockets:
-                sock.close()
-            self._sockets.clear()
-
-
-_send_state = threading.local()
-
-
-class GuardedConnectionMixin:
-    """Resolve once, refuse non-public addresses, and connect to exactly the address checked."""
-
-    def _new_conn(self) -> socket.socket:
-        deadline: Deadline = _send_state.deadline
-        try:
-            candidates = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as error:
-            raise NameResolutionError(self.host, self, error) from error
-        except UnicodeError as error:
-            raise InvalidHostName(f"{self.host} is not a valid DNS name ({error})") from error
-        if not _send_state.allow_private:
-            for *_, sockaddr in candidates:
-                reason = forbidden_reason(sockaddr[0])
-                if reason:
-                    raise ForbiddenAddress(
-                        f"{self.host} resolves to {sockaddr[0]}: {reason}; deliveries only go to public addresses"
-                    )
-        last_error: OSError | None = None
-        for family, kind, proto, _, sockaddr in candidates:
-            sock = socket.socket(family, kind, proto)
-            deadline.watch(sock)
-            sock.settimeout(deadline.remaining())
-            try:
-                sock.connect(sockaddr)
-            except OSError as error:
-                sock.close()
-                last_error = error
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return sock
-        raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}") from last_error
-
-
-class GuardedHTTPSConnection(GuardedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
-    pass
-
-
-class WatchedPoolMixin:
-    """Put a kept-alive connection taken from the pool under the current send's deadline."""
-
-    def _get_conn(self, timeout=None):
-        connection = super()._get_conn(timeout)
-        if getattr(connection, "sock", None) is not None:
-            _send_state.deadline.watch(connection.sock)
-        return connection
-
-
-class GuardedHTTPSConnectionPool(WatchedPoolMixin, HTTPSConnectionPool):
-    ConnectionCls = GuardedHTTPSConnection
-
-
-class GuardedHTTPConnectionPool(WatchedPoolMixin, HTTPConnectionPool):
-    ConnectionCls = GuardedHTTPConnection
+class WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = WatchedHTTPSConnection
 
 
 @functools.lru_cache(maxsize=8)
@@ -206,7 +75,8 @@ def verifying_context(extra_ca_path: str | None, extra_ca_mtime: float | None = 
     disk. Left to requests, each new connection would build a context and parse the whole CA bundle again,
     which costs more CPU than many sends on a kept-alive connection.
     """
-    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    context = WatchedSSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the host name
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_verify_locations(cafile=certifi.where())
     if extra_ca_path:
         context.load_verify_locations(cafile=extra_ca_path)
@@ -221,21 +91,18 @@ def context_for(verify: str | bool) -> ssl.SSLContext:
 
 
 class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose connections pass through the SSRF guard and share a cached TLS context."""
+    """A requests adapter for sends to a checked address: the Host header's name is the TLS server name."""
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": GuardedHTTPConnectionPool,
-            "https": GuardedHTTPSConnectionPool,
-        }
+        self.poolmanager.pool_classes_by_scheme = {"https": WatchedHTTPSConnectionPool}
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        if verify:
-            pool_kwargs.pop("ca_certs", None)
-            pool_kwargs.pop("ca_cert_dir", None)
-            pool_kwargs["ssl_context"] = context_for(verify)
+        pool_kwargs.pop("ca_certs", None)
+        pool_kwargs.pop("ca_cert_dir", None)
+        pool_kwargs["ssl_context"] = context_for(verify)
+        pool_kwargs["server_hostname"] = urlsplit("//" + request.headers["Host"]).hostname
         return host_params, pool_kwargs
 
     def cert_verify(self, conn, url, verify, cert):
@@ -268,7 +135,7 @@ def classify_error(error: BaseException, host: str) -> tuple[str, str]:
                                 UnicodeError)):
             return "dns", f"the endpoint URL's host {host[:100]} is not a valid DNS name"
     for current in chain:
-        if isinstance(current, (NameResolutionError, socket.gaierror)):
+        if isinstance(current, (HostNotFound, NameResolutionError, socket.gaierror)):
             return "dns", f"DNS lookup of {host} failed"
     for current in chain:
         if isinstance(current, ConnectionRefusedError):
@@ -286,20 +153,27 @@ def classify_error(error: BaseException, host: str) -> tuple[str, str]:
     return "connection", f"could not deliver to {host}: {type(error).__name__}"
 
 
+def redacted(content: bytes, secrets: tuple[str, ...]) -> bytes:
+    """The answer with every secret (and its base64, as in the whsec_ form) removed: endpoints may echo the body."""
+    for secret in secrets:
+        if not secret:
+            continue
+        encoded = base64.b64encode(secret.encode("utf-8"))
+        for form in (secret.encode("utf-8"), encoded, encoded.replace(b"/", b"\\/")):
+            content = content.replace(form, REDACTED)
+    return content
+
 _sessions = threading.local()
 
 
-def _thread_session(allow_private: bool) -> requests.Session:
-    """This thread's session: its pools keep connections alive per endpoint across messages."""
-    key = "private" if allow_private else "public"
-    session = getattr(_sessions, key, None)
+def _thread_session() -> requests.Session:
+    """This thread's session: its pools keep connections alive per address across messages."""
+    session = getattr(_sessions, "session", None)
     if session is None:
         session = requests.Session()
         session.trust_env = False  # never route deliveries through proxy variables
-        adapter = GuardedAdapter(max_retries=0, pool_connections=64, pool_maxsize=1)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        setattr(_sessions, key, session)
+        session.mount("https://", GuardedAdapter(max_retries=0, pool_connections=64, pool_maxsize=1))
+        _sessions.session = session
     return session
 
 
@@ -311,30 +185,28 @@ def _normalized_url(url: str) -> str:
     return request.url
 
 
-def _prepared_post(url: str, body: bytes, headers: dict[str, str]) -> requests.PreparedRequest:
-    """A POST ready for the adapter, without Session.request's merging of settings, cookies and hooks.
+def _prepared_post(url: str, address: str, body: bytes, headers: dict[str, str]) -> requests.PreparedRequest:
+    """A POST to `address` for `url`'s host, ready for the adapter, without Session.request's merging of settings.
 
-    Our headers and body are built by us and the URL was validated when the webhook was saved; this
-    skips work that cost about a sixth of the worker's CPU per delivery.
+    Our headers and body are built by us and the URL was validated when the webhook was saved; this skips
+    work that cost about a sixth of the worker's CPU per delivery.
     """
+    parts = urlsplit(_normalized_url(url))
+    port = parts.port or 443
+    literal = f"[{address}]" if ":" in address else address
     request = requests.PreparedRequest()
     request.method = "POST"
-    request.url = _normalized_url(url)
+    request.url = urlunsplit(("https", f"{literal}:{port}", parts.path or "/", parts.query, ""))
     request.headers = requests.structures.CaseInsensitiveDict(headers)
+    request.headers["Host"] = parts.netloc
     request.headers["Content-Length"] = str(len(body))
     request.body = body
     return request
 
 
-def redacted(content: bytes, secrets: tuple[str, ...]) -> bytes:
-    """The answer with every secret (and its base64, as in the whsec_ form) removed: endpoints may echo the body."""
-    for secret in secrets:
-        if not secret:
-            continue
-        encoded = base64.b64encode(secret.encode("utf-8"))
-        for form in (secret.encode("utf-8"), encoded, encoded.replace(b"/", b"\\/")):
-            content = content.replace(form, REDACTED)
-    return content
+def _not_connected(error: BaseException) -> bool:
+    """True when the send failed before a connection existed: nothing reached the endpoint."""
+    return any(isinstance(current, NewConnectionError) for current in _exception_chain(error))
 
 
 def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool,
@@ -346,25 +218,28 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
     parts = urlsplit(url)
     host = parts.hostname or "?"
     started = time.monotonic()
-
-    def elapsed_ms() -> int:
-        return int((time.monotonic() - started) * 1000)
-
     if parts.scheme.lower() != "https":
         return SendResult(False, 0, error_kind="tls", error_detail="the endpoint does not use HTTPS")
-    session = _thread_session(allow_private)
+    session = _thread_session()
     with Deadline(timeout) as deadline:
-        _send_state.deadline = deadline
-        _send_state.allow_private = allow_private
         status_code = excerpt = None
         error: BaseException | None = None
         try:
-            # Straight to the adapter: no redirects followed, and no cookie jar, so a cookie an endpoint
-            # sets is never sent back with later deliveries.
-            request = _prepared_post(url, body, headers)
-            response = session.get_adapter(request.url).send(
-                request, stream=True, timeout=(timeout, timeout), verify=verify, cert=None, proxies={},
-            )
+            addresses = checked_addresses(urlsplit(_normalized_url(url)).hostname, parts.port or 443, allow_private)
+            for number, address in enumerate(addresses, start=1):
+                try:
+                    # Straight to the adapter: no redirects followed, and no cookie jar, so a cookie an
+                    # endpoint sets is never sent back with later deliveries.
+                    request = _prepared_post(url, address, body, headers)
+                    response = session.get_adapter(request.url).send(
+                        request, stream=True, timeout=(deadline.remaining(), timeout), verify=verify, cert=None,
+                        proxies={},
+                    )
+                    break
+                except requests.ConnectionError as caught:
+                    # Only when nothing was sent: the next address of the host may answer.
+                    if number == len(addresses) or not _not_connected(caught) or deadline.expired:
+                        raise
             status_code = response.status_code
             content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
             excerpt = redacted(content, redact)[:EXCERPT_BYTES].decode("utf-8", errors="replace")
@@ -372,13 +247,10 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
                 response.close()  # more than 64 KiB, or cut off: this connection cannot be reused
             else:
                 response.raw.release_conn()  # read to the end: keep the connection for the next send
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ForbiddenAddress,
-                InvalidHostName) as caught:
+        except SEND_ERRORS as caught:
             error = caught
-        finally:
-            _send_state.deadline = None
         expired = deadline.expired
-    duration = elapsed_ms()
+    duration = int((time.monotonic() - started) * 1000)
     if expired:
         return SendResult(False, duration, status_code=None, error_kind="timeout",
                           error_detail=f"no complete answer within {timeout:g} s", response_excerpt=None)

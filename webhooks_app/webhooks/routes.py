@@ -11,6 +11,7 @@ from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
 from ..services import webhooks as webhook_service
 from ..services.activity import ERROR_LABELS, webhooks_fingerprint
+from ..services.dispatch import enqueue_messages
 from ..services.test_messages import await_sweeper, create_test_message, find_outcome
 from .forms import ConfirmForm, EnabledForm, WebhookForm
 
@@ -172,8 +173,6 @@ def reset_secret(webhook_id: int):
 @bp.post("/<id:webhook_id>/test")
 def send_test(webhook_id: int):
     """Queue a WEBHOOK_TEST message for the worker and answer at once; the dialog polls for the endpoint's answer."""
-    from tasks.delivery import enqueue_messages
-
     webhook = load_webhook_or_404(webhook_id)
     if not ConfirmForm().validate_on_submit():
         abort(400, "The test request was not understood.")

@@ -1,7 +1,11 @@
-"""Record: store each attempt and move its message on (Sent, Scheduled retry or Failed); disable a webhook."""
+"""Record: store each attempt and move its message on (Sent, Scheduled retry or Failed); disable a webhook.
+
+The fourth step of the delivery path (intake → dispatch → send → record).
+"""
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -11,9 +15,9 @@ from sqlalchemy import exc, update
 
 from ..database import dialect_name
 from ..extensions import db
-from ..models import Message, MessageStatus, Webhook, utcnow
+from ..models import MessageStatus, Webhook, utcnow
 from . import delivery_statements as statements
-from .claims import ClaimedMessage, release_claims
+from .delivery_statements import ClaimedMessage
 from .transport import SendResult
 
 logger = logging.getLogger(__name__)
@@ -108,17 +112,6 @@ def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, r
     return AttemptRecord(attempt, move_on, status, next_attempt_at, disables_webhook, result)
 
 
-def fail_messages(message_ids: list[int], reason: str) -> None:
-    """End messages as Failed without sending them; they are never sent again."""
-    if message_ids:
-        db.session.execute(
-            update(Message).where(Message.id.in_(message_ids))
-            .values(status=MessageStatus.FAILED, failure_reason=reason, claimed_until=None, next_attempt_at=None,
-                    updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-
-
 def disable_webhook_after_failures(webhook_id: int, number: int, result: SendResult) -> None:
     """Disable a webhook whose message used up every retry, storing why and when."""
     what = result.error_detail or "the delivery failed"
@@ -133,7 +126,8 @@ def disable_webhook_after_failures(webhook_id: int, number: int, result: SendRes
         logger.warning("webhook %s disabled after %s failed attempts (%s)", webhook_id, number, result.error_kind)
 
 
-def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[int], fail_reason: str) -> None:
+def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[int], fail_reason: str,
+           released_enqueued_at: datetime | None) -> None:
     connection = db.session.connection()
     if records:
         if dialect_name() == "postgresql":
@@ -146,14 +140,20 @@ def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[
         if record.disables_webhook:
             disable_webhook_after_failures(record.attempt["attempt_webhook_id"],
                                            record.move_on["move_on_attempts_made"], record.result)
-    release_claims(release_ids)
-    fail_messages(fail_ids, fail_reason)
+    if release_ids:
+        connection.execute(statements.release_claims(),
+                           {"release_ids": release_ids, "release_enqueued_at": released_enqueued_at})
+    if fail_ids:
+        connection.execute(statements.fail_unsent(),
+                           {"fail_ids": fail_ids, "fail_reason": fail_reason, "fail_updated_at": utcnow()})
     db.session.commit()
 
 
-def record_batch(records: list[AttemptRecord], release_ids: list[int] = (), fail_ids: list[int] = (),
-                 fail_reason: str = "") -> None:
+def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), fail_ids: Sequence[int] = (),
+                 fail_reason: str = "", requeued: bool = False) -> None:
     """Store attempts, give back unsent claims and fail unsendable messages in one transaction, and commit.
+
+    `requeued`: a queue entry for the released messages is already on its way (the sweeper can wait).
 
     The endpoint already answered these attempts: a database connection that drops now must not leave them
     unrecorded (their messages would be sent again when the claims expire). Writing again is a no-op for
@@ -162,7 +162,7 @@ def record_batch(records: list[AttemptRecord], release_ids: list[int] = (), fail
     """
     for number in range(1, RECORD_TRIES + 1):
         try:
-            _write(records, list(release_ids), list(fail_ids), fail_reason)
+            _write(records, list(release_ids), list(fail_ids), fail_reason, utcnow() if requeued else None)
             return
         except (exc.OperationalError, exc.InterfaceError) as error:
             db.session.rollback()

@@ -1,43 +1,30 @@
-"""Deliver: claim due messages, send them in order on one connection, record what happened.
+"""Send: the claimed messages of one webhook, signed and POSTed in order on one kept-alive connection.
 
-A webhook's backlog goes out in batches (deliver_backlog); a single message (a test, a deleted webhook's
-leftover) is a batch of one through the same code (deliver_message).
+The third step of the delivery path (intake → dispatch → send → record). Whatever a send raises becomes a
+recorded failed attempt; what a batch claimed and did not send goes back for the next batch.
 """
 
 import logging
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
 
 from .. import PRODUCT_NAME, PRODUCT_VERSION
-from ..database import retry_once_on_disconnect
-from ..extensions import db
 from ..models import utcnow
 from ..secrets_vault import SecretUnreadable, decrypt_secret, whsec_form
-from .attempts import AttemptRecord, Outcome, attempt_record, record_batch
-from .claims import (
-    BATCH_SECONDS,
-    BATCH_SIZE,
-    ClaimedMessage,
-    claim_backlog,
-    claim_message,
-    release_claims,
-    webhook_url,
-)
-from .endpoint_slots import BUSY_NOT_SLOW_SECONDS, WAIT_SECONDS, SendSlots, slot_keys
+from .delivery_statements import ClaimedMessage
+from .record import AttemptRecord, Outcome, attempt_record, record_batch
 from .signing import delivery_headers, message_body
 from .transport import SendResult, post_json
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"{PRODUCT_NAME}/{PRODUCT_VERSION} (+webhook delivery)"
-# A batch waits this long for a busy webhook's slot while the batches there are young, instead of
-# stepping aside: the others finish within BATCH_SECONDS, and stepping aside costs a queue round.
-SLOT_WAIT_SECONDS = 0.5
+# A batch stops starting sends after this long, so a slow endpoint's batch holds its claims (and a
+# worker thread) for at most this plus one send's deadline; what is left goes back for the next batch.
+BATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,11 +32,9 @@ class PreparedSend:
     """Everything one attempt needs, copied out of the database so the send touches no row."""
 
     message_id: int
-    message_uuid: str
     url: str
     body: bytes
     headers: dict[str, str]
-    attempt_number: int
     redact: tuple[str, ...] = field(repr=False)
 
 
@@ -80,8 +65,7 @@ def prepare_send(claimed: ClaimedMessage) -> PreparedSend:
     message_time = int(time.time())
     body = message_body(claimed.payload, secret, message_time, claimed.message_uuid, claimed.webhook_id)
     headers = delivery_headers(secret, claimed.message_uuid, message_time, body, USER_AGENT)
-    return PreparedSend(claimed.id, claimed.message_uuid, claimed.url, body, headers, claimed.attempts_made + 1,
-                        redact=(secret, whsec_form(secret)))
+    return PreparedSend(claimed.id, claimed.url, body, headers, redact=(secret, whsec_form(secret)))
 
 
 def send_prepared(prepared: PreparedSend) -> SendResult:
@@ -150,62 +134,3 @@ def send_claimed(claimed: list[ClaimedMessage], full: bool) -> BatchOutcome:
             retries[number] = min(retries.get(number, record.next_attempt_at), record.next_attempt_at)
     return BatchOutcome(outcomes, more=full or bool(unsent_ids and not fail_reason),
                         retries_due=tuple(sorted(retries.values())))
-
-
-def _with_slot(slots: SendSlots | None, webhook_id: int, url: str, wait_seconds: float, young_seconds: float,
-               work: Callable[[], BatchOutcome], on_refused: Callable[[], BatchOutcome]) -> BatchOutcome:
-    if slots is None:
-        return work()
-    keys, holder = slot_keys(webhook_id, url), str(uuid.uuid4())
-    if not slots.acquire(keys, holder, wait_seconds=wait_seconds, young_seconds=young_seconds):
-        return on_refused()
-    try:
-        return work()
-    finally:
-        slots.release(keys, holder)
-
-
-def deliver_backlog(webhook_id: int, slots: SendSlots | None = None, limit: int = BATCH_SIZE,
-                    on_full_batch: Callable[[], object] | None = None) -> BatchOutcome:
-    """Send a webhook's due messages in order, holding one of its send slots; commits as it goes.
-
-    The slot is taken before anything is claimed: a busy webhook defers the batch at the cost of one read,
-    not of claiming and releasing its messages. `on_full_batch` runs after a claim that took `limit`
-    messages, before the sends.
-    """
-    url = retry_once_on_disconnect(lambda: webhook_url(webhook_id), "reading a webhook's URL") if slots else None
-
-    def claim_and_send() -> BatchOutcome:
-        claimed = retry_once_on_disconnect(lambda: claim_backlog(webhook_id, limit), "claiming a batch")
-        db.session.commit()  # never hold a transaction (or SQLite's write lock) across the network calls
-        if not claimed:
-            return BatchOutcome()
-        full = len(claimed) == limit
-        if on_full_batch and full:
-            on_full_batch()
-        return send_claimed(claimed, full)
-
-    if url is None:
-        return claim_and_send()
-    return _with_slot(slots, webhook_id, url, SLOT_WAIT_SECONDS, BATCH_SECONDS + BUSY_NOT_SLOW_SECONDS,
-                      claim_and_send, lambda: BatchOutcome(deferred=True, more=True))
-
-
-def deliver_message(message_id: int, slots: SendSlots | None = None) -> Outcome:
-    """Make one message's next attempt if it is due and nobody else holds it: a batch of one; commits."""
-    claimed = retry_once_on_disconnect(lambda: claim_message(message_id), "claiming a message")
-    db.session.commit()  # never hold a transaction (or SQLite's write lock) across the network call
-    if claimed is None:
-        return Outcome.NOT_DUE
-    if unsendable_reason(claimed) or slots is None:
-        return send_claimed([claimed], full=False).outcomes[claimed.id]
-
-    def refused() -> BatchOutcome:
-        # The caller puts it back on the queue with a delay: the sweeper need not.
-        release_claims([claimed.id], requeued=True)
-        db.session.commit()
-        return BatchOutcome({claimed.id: Outcome.DEFERRED}, deferred=True)
-
-    outcome = _with_slot(slots, claimed.webhook_id, claimed.url, WAIT_SECONDS, BUSY_NOT_SLOW_SECONDS,
-                         lambda: send_claimed([claimed], full=False), refused)
-    return outcome.outcomes[claimed.id]

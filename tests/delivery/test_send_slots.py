@@ -7,7 +7,7 @@ import pytest
 from servers import wait_for
 
 from webhooks_app.config import send_caps
-from webhooks_app.services.endpoint_slots import SendSlots, SlotKeys, slot_keys
+from webhooks_app.services.send_slots import SendSlots, SlotKeys, slot_keys
 
 A1 = slot_keys(1, "https://a.example/one")
 A2 = slot_keys(2, "https://A.example:443/two")  # the same host and port, another webhook
