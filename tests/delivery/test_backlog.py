@@ -5,13 +5,13 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from webhooks_app.services.send_slots import SendSlots, slot_keys
 
 from webhooks_app.extensions import db
 from webhooks_app.models import Attempt, Message, MessageStatus, Webhook, utcnow
 from webhooks_app.services import send
 from webhooks_app.services.dispatch import claim_backlog, deliver_backlog
 from webhooks_app.services.intake import accept_event
+from webhooks_app.services.send_slots import SendSlots, slot_keys
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
 
@@ -166,6 +166,33 @@ def test_one_batch_is_queued_per_webhook_until_it_starts(app_context, receiver, 
     owe(1)
     assert request_batches([webhook_id, other_id])
     assert client.llen("dramatiq:deliveries") == 3  # only the started batch's webhook got a new entry
+
+
+def queued_entries(count: int) -> list:
+    """Take `count` entries off the deliveries queue through the broker's consumer, and check none is left."""
+    from webhooks_app.extensions import task_queue
+
+    consumer = task_queue.broker.consume("deliveries", prefetch=count + 1, timeout=200)
+    try:
+        entries = [next(consumer) for _ in range(count)]
+        assert next(consumer) is None, "more entries than expected"
+        for entry in entries:
+            consumer.ack(entry)
+    finally:
+        consumer.close()
+    return [(entry.actor_name, entry.args) for entry in entries]
+
+
+def test_a_large_fan_out_is_one_queue_entry_that_a_worker_expands(app_context, fresh_redis):
+    """An event for twelve webhooks costs the intake one queue entry; the worker turns it into one batch each."""
+    from webhooks_app.services.dispatch import RELAY_ABOVE, enqueue_batches, request_batches
+
+    webhook_ids = list(range(1, RELAY_ABOVE + 5))
+    assert request_batches(webhook_ids)
+    assert queued_entries(1) == [("enqueue_batches", (webhook_ids,))]
+    enqueue_batches(webhook_ids)  # what the worker runs for that entry
+    assert queued_entries(len(webhook_ids)) == [("deliver_webhook_backlog", (hook,)) for hook in webhook_ids]
+    assert request_batches(webhook_ids[:3]) and queued_entries(0) == []  # their batches are still waiting
 
 
 def test_the_sweeper_asks_for_one_batch_per_webhook_and_sends_test_messages_singly(app_context, receiver,

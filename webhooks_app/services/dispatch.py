@@ -41,6 +41,10 @@ BATCH_REQUEST_PREFIX = "webhooks:backlog-requested:"
 # A request outlives its batch's wait in the queue; if it expires first, the worst is a second batch
 # that finds nothing to send.
 BATCH_REQUEST_MILLISECONDS = 30_000
+# Each queue entry is its own Redis round trip: a fan-out to more webhooks than this is handed to a worker as
+# one entry per RELAY_CHUNK webhooks, so the intake answers at once however many webhooks an event has.
+RELAY_ABOVE = 8
+RELAY_CHUNK = 500
 
 
 # --- the queue entries ------------------------------------------------------------------------------------
@@ -70,6 +74,13 @@ def deliver(message_id: int, deferrals: int = 0) -> None:
         deliver.send_with_options(args=(message_id, deferrals + 1), delay=defer_delay_milliseconds(deferrals))
 
 
+@actor(queue_name=DELIVERY_QUEUE, max_retries=0, time_limit=60_000)
+def enqueue_batches(webhook_ids: list[int]) -> None:
+    """Put one batch entry per webhook on the queue (webhooks whose request keys are already set)."""
+    for webhook_id in webhook_ids:
+        deliver_webhook_backlog.send(webhook_id)
+
+
 def batch_request_key(webhook_id: int) -> str:
     return f"{BATCH_REQUEST_PREFIX}{webhook_id}"
 
@@ -84,9 +95,12 @@ def request_batches(webhook_ids: list[int]) -> bool:
         pipeline = queue_redis().pipeline(transaction=False)
         for webhook_id in webhook_ids:
             pipeline.set(batch_request_key(webhook_id), 1, nx=True, px=BATCH_REQUEST_MILLISECONDS)
-        for webhook_id, requested in zip(webhook_ids, pipeline.execute(), strict=True):
-            if requested:
-                deliver_webhook_backlog.send(webhook_id)
+        requested = [webhook_id for webhook_id, new in zip(webhook_ids, pipeline.execute(), strict=True) if new]
+        if len(requested) > RELAY_ABOVE:
+            for start in range(0, len(requested), RELAY_CHUNK):
+                enqueue_batches.send(requested[start:start + RELAY_CHUNK])
+        else:
+            enqueue_batches(requested)
     except redis.RedisError as error:
         logger.error("Redis unavailable: messages for %d webhook(s) wait in the database (%s)",
                      len(webhook_ids), error)
