@@ -4,17 +4,13 @@ import json
 
 from flask import Request
 
+from ..services.intake import IntakeError
+
 JSON_MEDIA_TYPE = "application/json"
 
 
-class BodyError(ValueError):
+class BodyError(IntakeError):
     """The body cannot be read as the API's JSON; status is the HTTP answer (400 or 415)."""
-
-    def __init__(self, status: int, field_name: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.field = field_name
-        self.message = message
 
 
 def check_content_type(request: Request) -> None:
