@@ -4,9 +4,10 @@ import logging
 import string
 
 from conftest import free_port
-from markup import inherited, is_full_page, named, parse, root, select_one, text_of, texts
+from markup import inherited, is_full_page, named, parse, root, select_all, select_one, text_of, texts
 from sqlalchemy import func, select
 
+from webhooks_app.events import EVENT_TYPES
 from webhooks_app.extensions import db
 from webhooks_app.models import Webhook
 from webhooks_app.secrets_vault import decrypt_secret
@@ -111,6 +112,16 @@ def test_table_lists_name_url_events_and_status_toggle(app, admin_client):
     for action, path in (("Edit", "edit"), ("Activity log", "log"), ("Reset secret", "reset-secret"),
                          ("Delete", "delete")):
         assert named(row, "a", action)["href"].endswith(f"/{webhook.id}/{path}")
+
+
+def test_a_webhook_with_every_event_shows_all_events(app, admin_client):
+    """A webhook subscribed to every event in the catalogue shows one "All events" badge, one with fewer its events."""
+    create(admin_client, events=[event.name for event in EVENT_TYPES])
+    create(admin_client, name="Some", events=[event.name for event in EVENT_TYPES[1:]])
+    page = parse(admin_client.get(BASE))
+    every, some = select_all(page, "#webhooks-table tbody tr")
+    assert texts(every, ".badge") == ["All events"]
+    assert texts(some, ".badge") == [event.name for event in EVENT_TYPES[1:]]
 
 
 def test_htmx_gets_the_fragment_and_browsers_the_page(admin_client):
