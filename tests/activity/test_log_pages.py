@@ -192,6 +192,28 @@ def test_poll_redraws_rows_that_changed_and_adds_new_ones(app, admin_client, one
     assert select_one(update, "#log-poller")["hx-swap-oob"] == "true"
 
 
+def test_the_first_new_rows_take_the_place_of_the_empty_log_row(app, admin_client):
+    """A log opened empty shows "No messages"; the poll that brings its first rows also deletes that row, and later
+    polls (whose page is no longer empty) do not ask again."""
+    with app.app_context():
+        webhook_id = make_webhook()
+        db.session.commit()
+    page = parse(admin_client.get(f"{BASE}/webhooks/{webhook_id}/log"))
+    assert "No messages" in text_of(select_one(page, "tr#log-empty-row"))
+    with app.app_context():
+        first = make_message(webhook_id, MessageStatus.QUEUED)
+        db.session.commit()
+    update = parse(admin_client.get(select_one(page, "#log-poller")["hx-get"], headers=HTMX))
+    assert select_one(update, "tr#log-empty-row")["hx-swap-oob"] == "delete"
+    assert rows(update) == [str(first)]
+    with app.app_context():
+        second = make_message(webhook_id, MessageStatus.QUEUED)
+        db.session.commit()
+    later = parse(admin_client.get(select_one(update, "#log-poller")["hx-get"], headers=HTMX))
+    assert select_one(later, f"tr#message-row-{second}").parent["hx-swap-oob"] == "afterbegin:#log-rows"
+    assert select_all(later, "#log-empty-row") == []
+
+
 def test_log_pages_are_for_administrators(app, client):
     """Anonymous visitors are sent to sign-in from every log page."""
     for path in (f"{BASE}/activity", f"{BASE}/webhooks/1/log", f"{BASE}/activity/messages/1", f"{BASE}/activity/poll"):

@@ -109,9 +109,15 @@ def test_table_lists_name_url_events_and_status_toggle(app, admin_client):
     switch = select_one(row, "[role=switch]")
     assert (switch["aria-checked"], switch["aria-label"]) == ("true", "Status of Asset sync")
     assert row["hx-get"] == f"{BASE}/{webhook.id}/edit" and inherited(row, "hx-target") == "#dialog-host"
+    menu = select_one(row, f"#{select_one(row, 'button[popovertarget]')['popovertarget']}")
+    assert menu.has_attr("popover")
     for action, path in (("Edit", "edit"), ("Activity log", "log"), ("Reset secret", "reset-secret"),
                          ("Delete", "delete")):
-        assert named(row, "a", action)["href"].endswith(f"/{webhook.id}/{path}")
+        link = named(menu, "a", action)
+        assert link["href"].endswith(f"/{webhook.id}/{path}")
+        # Dialogs open in the dialog host (boosted links); the activity log is a page of its own.
+        assert (inherited(link, "hx-boost"), inherited(link, "hx-target")) == (
+            ("false" if action == "Activity log" else "true"), "#dialog-host")
 
 
 def test_a_webhook_with_every_event_shows_all_events(app, admin_client):
