@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import WAIT_MS
-from tests.conftest import CHROMIUM, CHROMIUM_MISSING, wait_for_script
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHROMIUM, CHROMIUM_MISSING, make_user, wait_for_script
 from webhooks_app.extensions import db
 from webhooks_app.services import webhooks as webhook_service
 
@@ -397,3 +397,39 @@ def test_a_failed_toggle_shows_the_servers_explanation_on_the_page(app, signed_i
     page.get_by_role("link", name="Add webhook").click()
     expect(dialog_named(page, "Add webhook")).to_be_visible()
     expect(alert).to_be_empty()
+
+
+def test_the_pages_work_without_javascript(app, browser, live_server):
+    """With JavaScript off every link and form is a plain one: add a webhook (its secret on a page of its own), open
+    its action menu (a popover needs no script), toggle it, and delete it after a confirmation page."""
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    try:
+        make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+        page.goto(WEBHOOKS_PATH)
+        page.get_by_label("Email").fill(ADMIN_EMAIL)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Add webhook").click()
+        expect(page).to_have_url(re.compile(r"/webhooks/new$"))
+        page.get_by_label("Name").fill("Scriptless")
+        page.get_by_label("Endpoint URL").fill(HOOK_URL)
+        page.get_by_label("user.create", exact=True).check()
+        page.get_by_role("button", name="Create").click()
+        expect(page.get_by_label("Secret", exact=True)).to_have_value(SECRET_PATTERN)
+        page.get_by_role("link", name="Done").click()
+        expect(page).to_have_url(re.compile(re.escape(WEBHOOKS_PATH) + "$"))
+
+        page.get_by_role("switch", name="Status of Scriptless").click()
+        expect(page.get_by_role("status")).to_have_text("Webhook “Scriptless” disabled.")
+        expect(page.get_by_role("switch", name="Status of Scriptless")).to_have_attribute("aria-checked", "false")
+
+        page.get_by_role("button", name="Actions for Scriptless", exact=True).click()
+        menu_of(page, "Scriptless").get_by_role("link", name="Delete").click()
+        expect(page).to_have_url(re.compile(r"/webhooks/\d+/delete$"))
+        page.get_by_role("button", name="Delete").click()
+        expect(page.get_by_role("status")).to_have_text("Webhook “Scriptless” deleted.")
+        expect(page.get_by_role("heading", name="No webhooks yet")).to_be_visible()
+    finally:
+        context.close()
