@@ -1,4 +1,6 @@
-// Small behaviours around HTMX: modal dialogs, copy buttons and visible request errors.
+// What HTML and htmx cannot do here: show arriving dialogs as modals and close them in place, copy to the
+// clipboard, show times in the viewer's zone, toggle loaded log details, hold the conditions of polls and
+// clickable rows (htmx may not evaluate them under the page's policy), and report failures no fragment explains.
 (function () {
   "use strict";
 
@@ -18,35 +20,20 @@
 
   function closeDialog(dialog) {
     dialog.close();
-    if (dialog.closest("#dialog-host")) {
-      dialog.remove();
-    } else {
-      window.location.assign(document.querySelector("nav.breadcrumb a") ? document.querySelector("nav.breadcrumb a").href : "/");
-    }
+    dialog.remove();
   }
 
+  // Say that a request failed, where the server's error fragment would have gone (errors/error.html).
   function showRequestError(message) {
-    var region = document.getElementById("request-error");
-    if (!region) return;
-    region.textContent = message;
-    region.hidden = false;
-    var openDialog = document.querySelector("dialog[open]");
-    if (openDialog) {
-      var inDialog = openDialog.querySelector(".request-error");
-      if (!inDialog) {
-        inDialog = document.createElement("div");
-        inDialog.className = "alert alert-error request-error";
-        inDialog.setAttribute("role", "alert");
-        openDialog.insertBefore(inDialog, openDialog.children[1] || null);
-      }
-      inDialog.textContent = message;
-      inDialog.scrollIntoView({ block: "nearest" });
-    }
-  }
-
-  function clearRequestError() {
-    var region = document.getElementById("request-error");
-    if (region) region.hidden = true;
+    var openDialog = document.querySelector("#dialog-host dialog[open]");
+    var regions = [document.getElementById("request-error"), openDialog && openDialog.querySelector(".request-error")];
+    regions.forEach(function (region) {
+      if (!region) return;
+      var alert = document.createElement("p");
+      alert.className = "alert alert-error";
+      alert.textContent = message;
+      region.replaceChildren(alert);
+    });
   }
 
   // Show times in the viewer's time zone; the UTC instant stays in the title.
@@ -65,11 +52,6 @@
   function onNewContent(root) {
     openDialogs(root);
     localTimes(root);
-    var rows = document.getElementById("log-rows");
-    if (rows && rows.querySelector(".log-row")) {
-      var empty = rows.querySelector(".empty-row");
-      if (empty) empty.remove();
-    }
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -110,11 +92,6 @@
         done();
       }
     }
-    // Close open action menus when clicking elsewhere or choosing one of their items.
-    var chosen = event.target.closest("details.menu a, details.menu button");
-    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
-      if (!menu.contains(event.target) || (chosen && menu.contains(chosen))) menu.removeAttribute("open");
-    });
   });
 
   document.addEventListener("cancel", function (event) {
@@ -125,16 +102,8 @@
     }
   }, true);
 
-  document.addEventListener("keydown", function (event) {
-    if (event.key !== "Escape") return;
-    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
-      menu.removeAttribute("open");
-      menu.querySelector("summary").focus();
-    });
-  });
-
   function overlayOpen() {
-    return Boolean(document.querySelector("#dialog-host dialog, details.menu[open]"));
+    return Boolean(document.querySelector("#dialog-host dialog, [popover]:popover-open"));
   }
 
   // The page's conditions for a request, kept here rather than in hx-trigger filters: htmx evaluates
@@ -147,9 +116,9 @@
       event.preventDefault();
       return;
     }
-    // A webhook row opens its edit dialog, unless the click was on one of its own links, buttons or forms.
+    // A webhook row opens its edit dialog, unless the click was on one of its own links, buttons, forms or menu.
     if (source.hasAttribute("data-row-click") && trigger && trigger.target.closest &&
-        trigger.target.closest("a, button, summary, details, form, input, label")) {
+        trigger.target.closest("a, button, form, input, label, [popover]")) {
       event.preventDefault();
       return;
     }
@@ -162,30 +131,29 @@
     }
   });
 
-  // A live poll already in flight when the administrator opened a menu or dialog must not redraw the
-  // table under it (that snaps the menu shut); the next poll, once it is closed, brings the change.
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var source = event.detail.elt;
-    if (source && source.id === "webhooks-live" && overlayOpen()) {
-      event.detail.shouldSwap = false;
+    var detail = event.detail;
+    // A failure the server explains comes as a fragment it retargets at an error region (webhooks_app/htmx.py).
+    if (detail.isError && detail.xhr.getResponseHeader("HX-Retarget")) {
+      detail.shouldSwap = true;
+      detail.isError = false;
+    }
+    // A live poll already in flight when the administrator opened a menu or dialog must not redraw the
+    // table under it (that would close the menu); the next poll, once it is closed, brings the change.
+    if (detail.elt && detail.elt.id === "webhooks-live" && overlayOpen()) {
+      detail.shouldSwap = false;
     }
   });
 
-  document.addEventListener("htmx:beforeRequest", clearRequestError);
+  // A new request by the administrator (polls have no triggering event) clears the errors of the last one.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (!event.detail.requestConfig || !event.detail.requestConfig.triggeringEvent) return;
+    document.querySelectorAll(".request-error").forEach(function (region) { region.replaceChildren(); });
+  });
+  // Any other failed answer (a proxy's error page, say) is not swapped; only its status is shown.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
-    var explanation = "";
-    var match = /<main[\s\S]*?<p>([^<]+)<\/p>/.exec(xhr.responseText || "");
-    if (match) explanation = " " + match[1].replace(/&#39;/g, "'").replace(/&quot;|&#34;/g, '"').replace(/&amp;/g, "&");
-    var reason;
-    if (xhr.status === 400 && /CSRF/i.test(xhr.responseText)) {
-      reason = "Your session expired. Reload the page and try again.";
-    } else if (xhr.status === 404) {
-      reason = "The request failed (HTTP 404):" + (explanation || " that item no longer exists.") + " Reload the page to see the current list.";
-    } else {
-      reason = "The request failed (HTTP " + xhr.status + " " + xhr.statusText + ")." + explanation + " Try again.";
-    }
-    showRequestError(reason);
+    showRequestError("The request failed (HTTP " + xhr.status + (xhr.statusText ? " " + xhr.statusText : "") + "). Try again.");
   });
   document.addEventListener("htmx:sendError", function () {
     showRequestError("The server could not be reached. Check your connection and try again.");

@@ -1,10 +1,12 @@
 """Every response carries the anti-framing, CSP and other security headers; templates need no inline code."""
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from conftest import csrf_token_from
+from markup import select_one
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 BASE = "/system/integrations/api"
@@ -34,7 +36,7 @@ def test_pages_fragments_redirects_and_json_carry_the_headers(app, admin_client)
     webhook = admin_client.post(f"{BASE}/webhooks/new", headers={"HX-Request": "true"}, data={
         "name": "Framed", "url": "https://hooks.example.com/x", "events": ["asset.create"],
         "csrf_token": admin_client.csrf_token})
-    webhook_id = re.search(r"/webhooks/(\d+)/test", webhook.get_data(as_text=True)).group(1)
+    webhook_id = select_one(webhook, "[id^=test-result-]")["id"].removeprefix("test-result-")
     requests = {
         "reset secret page": (f"{BASE}/webhooks/{webhook_id}/reset-secret", {}),
         "reset secret fragment": (f"{BASE}/webhooks/{webhook_id}/reset-secret", {"HX-Request": "true"}),
@@ -109,7 +111,5 @@ def test_templates_carry_no_code_the_policy_would_block(template):
 
 def test_htmx_is_configured_never_to_evaluate_code_or_inject_styles(client):
     """The htmx-config meta turns eval, script tags in responses and the injected indicator <style> off."""
-    page = client.get("/login").get_data(as_text=True)
-    config = re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page).group(1)
-    for setting in ('"allowEval": false', '"allowScriptTags": false', '"includeIndicatorStyles": false'):
-        assert setting in config
+    config = json.loads(select_one(client.get("/login"), "meta[name=htmx-config]")["content"])
+    assert (config["allowEval"], config["allowScriptTags"], config["includeIndicatorStyles"]) == (False, False, False)

@@ -3,13 +3,14 @@
 import logging
 from pathlib import Path
 
-from flask import Flask, redirect, render_template, url_for
+from flask import Flask, redirect, url_for
 from sqlalchemy.engine import Engine
 
 from .config import INSTANCE_PATH, PROJECT_ROOT, check_secret_key, prepare_sqlite_files, settings_from_environment
 from .database import configure_sqlite, ping_idle_connections
 from .extensions import csrf, db, login_manager, migrate, task_queue
 from .hardening import install_hardening
+from .htmx import render_error
 from .ids import DatabaseIdConverter
 
 PRODUCT_NAME = "Webhooks"
@@ -85,10 +86,6 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_error_pages(app: Flask) -> None:
-    """Friendly pages for the errors an administrator can meet."""
-
-    def error_page(error):
-        return render_template("errors/error.html", error=error), error.code
-
+    """Friendly pages (or, for HTMX requests, fragments) for the errors an administrator can meet."""
     for code in (400, 403, 404, 405, 429, 500):
-        app.register_error_handler(code, error_page)
+        app.register_error_handler(code, render_error)

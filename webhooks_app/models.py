@@ -172,10 +172,6 @@ class Message(db.Model):
         passive_deletes=True,
     )
 
-    @property
-    def status_label(self) -> str:
-        return MessageStatus.LABELS[self.status]
-
 
 class Attempt(db.Model):
     """One try at sending a message: when, how long, and what came back."""

@@ -1,10 +1,11 @@
 """The activity log pages: columns, filter, keyset pagination, details, escaping and live polling."""
 
-import re
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from factories import make_message, make_webhook
+from markup import named, parse, root, select_all, select_one, text_of, texts
 from sqlalchemy import select
 
 from webhooks_app.extensions import db
@@ -33,37 +34,42 @@ def one_of_each(app):
     return webhook_id, ids
 
 
-def rows(html: str) -> list[str]:
-    return re.findall(r'<tr id="message-row-(\d+)"', html)
+def rows(source) -> list[str]:
+    """The message ids of the log's rows, in order."""
+    return [row["id"].removeprefix("message-row-") for row in select_all(source, "tr.log-row")]
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
 
 def test_log_shows_the_documents_columns_newest_first(admin_client, one_of_each):
     """The log lists Event, Created, Status and Updated, newest first, one row per message."""
     webhook_id, ids = one_of_each
-    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log").get_data(as_text=True)
-    headers = re.findall(r'<th scope="col">([^<]+)</th>', page.split('class="table log-table"')[1])
-    assert headers[:4] == ["Event", "Created", "Status", "Updated"]
+    page = parse(admin_client.get(f"{BASE}/webhooks/{webhook_id}/log"))
+    assert texts(page, "table.log-table thead th") == ["Event", "Created", "Status", "Updated"]
     assert rows(page) == [str(i) for i in sorted(ids.values(), reverse=True)]
-    for label in ("Sent", "Queued", "Scheduled retry", "Failed"):
-        assert f">{label}</span>" in page
-    assert "Activity log" in page and 'data-local' in page and " UTC" in page
+    assert sorted(texts(page, "tr.log-row span.status")) == ["Failed", "Queued", "Scheduled retry", "Sent"]
+    assert text_of(select_one(page, "h1")) == "Activity log"
+    created = select_all(page, "tr.log-row td:nth-of-type(2) time[data-local]")
+    assert len(created) == 4 and all(text_of(time).endswith(" UTC") for time in created)
 
 
 @pytest.mark.parametrize("status", ["sent", "queued", "scheduled_retry", "failed"])
 def test_status_filter_keeps_only_that_status(admin_client, one_of_each, status):
     """The Status filter (kept in the URL) shows only messages with that status."""
     webhook_id, ids = one_of_each
-    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log?status={status}", headers=HTMX).get_data(as_text=True)
-    assert page.lstrip().startswith('<div id="activity-log">')
+    page = parse(admin_client.get(f"{BASE}/webhooks/{webhook_id}/log?status={status}", headers=HTMX))
+    assert root(page)["id"] == "activity-log"
     assert rows(page) == [str(ids[status])]
-    assert re.search(rf'<option selected value="{status}">', page)
+    assert select_one(page, "select#status option[selected]")["value"] == status
 
 
 def test_unknown_filter_is_refused_with_a_message(admin_client, one_of_each):
     """A status that does not exist gets 400 naming the problem."""
     webhook_id, _ = one_of_each
     response = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log?status=bogus")
-    assert response.status_code == 400 and "status" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "status" in text_of(response)
 
 
 def test_keyset_pages_cover_every_row_once(app, admin_client):
@@ -75,19 +81,19 @@ def test_keyset_pages_cover_every_row_once(app, admin_client):
     url = f"{BASE}/webhooks/{webhook_id}/log"
     seen, pages, query = [], 0, ""
     while True:
-        page = admin_client.get(url + query).get_data(as_text=True)
+        page = parse(admin_client.get(url + query))
         seen += [int(i) for i in rows(page)]
         pages += 1
-        older = re.search(r'href="[^"]*\?before=(\d+)"', page)
-        if not older:
+        if "Older →" not in texts(page, "nav.pager a"):
             break
-        query = f"?before={older.group(1)}"
+        query = "?" + urlsplit(named(page, "nav.pager a", "Older →")["href"]).query
+        assert list(query_of(query)) == ["before"]
     assert seen == sorted(all_ids, reverse=True) and pages == 3
-    oldest = admin_client.get(url + "?oldest=1").get_data(as_text=True)
+    oldest = parse(admin_client.get(url + "?oldest=1"))
     assert [int(i) for i in rows(oldest)] == sorted(all_ids, reverse=True)[70:]
-    assert "Older →" not in oldest and "← Newer" in oldest
-    newer = re.search(r'href="[^"]*\?after=(\d+)"', oldest).group(1)
-    middle = admin_client.get(url + f"?after={newer}").get_data(as_text=True)
+    assert texts(oldest, "nav.pager a") == ["Newest", "← Newer"]
+    newer = query_of(named(oldest, "nav.pager a", "← Newer")["href"])["after"]
+    middle = admin_client.get(url + f"?after={newer}")
     assert [int(i) for i in rows(middle)] == sorted(all_ids, reverse=True)[20:70]
 
 
@@ -98,12 +104,12 @@ def test_details_show_masked_payload_attempts_and_escaped_answer(app, admin_clie
         message_id = make_message(webhook_id, MessageStatus.SCHEDULED_RETRY,
                                   attempts=[(False, 500, "http_status", "<script>alert('owned')</script>")])
         db.session.commit()
-    details = admin_client.get(f"{BASE}/activity/messages/{message_id}", headers=HTMX).get_data(as_text=True)
-    assert details.lstrip().startswith(f'<tr id="message-details-{message_id}"')
-    assert "<script>alert" not in details
-    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in details
-    assert "HTTP 500" in details and "Next attempt" in details
-    assert "(secret hidden)" in details
+    details = parse(admin_client.get(f"{BASE}/activity/messages/{message_id}", headers=HTMX))
+    assert (root(details).name, root(details)["id"]) == ("tr", f"message-details-{message_id}")
+    assert select_all(details, "script") == []
+    assert select_one(details, "pre.response-excerpt").get_text() == "<script>alert('owned')</script>"
+    assert "HTTP 500" in text_of(select_one(details, "table.attempts")) and "Next attempt" in texts(details, "dt")
+    assert "(secret hidden)" in select_one(details, "pre.payload").get_text()
 
 
 def test_all_activity_lists_every_webhook(app, admin_client):
@@ -113,9 +119,11 @@ def test_all_activity_lists_every_webhook(app, admin_client):
         a = make_message(first, MessageStatus.FAILED)
         b = make_message(second, MessageStatus.SENT)
         db.session.commit()
-    page = admin_client.get(f"{BASE}/activity").get_data(as_text=True)
-    assert rows(page) == [str(b), str(a)] and ">First</a>" in page and ">Second</a>" in page
-    failed = admin_client.get(f"{BASE}/activity?status=failed").get_data(as_text=True)
+    page = parse(admin_client.get(f"{BASE}/activity"))
+    assert rows(page) == [str(b), str(a)]
+    assert named(page, "tr.log-row a", "First")["href"] == f"{BASE}/webhooks/{first}/log"
+    assert named(page, "tr.log-row a", "Second")["href"] == f"{BASE}/webhooks/{second}/log"
+    failed = admin_client.get(f"{BASE}/activity?status=failed")
     assert rows(failed) == [str(a)]
 
 
@@ -127,12 +135,10 @@ def test_summary_counts_the_last_day_and_month(app, admin_client):
         make_message(webhook_id, MessageStatus.SENT, age=timedelta(days=3))
         make_message(webhook_id, MessageStatus.FAILED, age=timedelta(days=10))
         db.session.commit()
-    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log").get_data(as_text=True)
-    day = re.search(r"Last 24 hours</th>(.*?)</tr>", page, re.S).group(1)
-    month = re.search(r"Last 30 days</th>(.*?)</tr>", page, re.S).group(1)
-    assert re.findall(r">(\d+)</td>", day) == ["1", "0", "0", "0"]
-    assert re.findall(r">(\d+)</td>", month) == ["2", "0", "0", "1"]
-    assert "1 succeeded, 0 failed" in page
+    page = parse(admin_client.get(f"{BASE}/webhooks/{webhook_id}/log"))
+    counts = {text_of(row.th): texts(row, "td") for row in select_all(page, "table.counts tbody tr")}
+    assert counts == {"Last 24 hours": ["1", "0", "0", "0"], "Last 30 days": ["2", "0", "0", "1"]}
+    assert select_one(page, ".hourly-chart svg")["aria-label"].endswith(": 1 succeeded, 0 failed")
 
 
 def test_hourly_outcomes_bucket_attempts_by_hour_and_webhook(app_context):
@@ -163,9 +169,8 @@ def test_hourly_outcomes_bucket_attempts_by_hour_and_webhook(app_context):
 def test_poll_with_nothing_in_flight_answers_204(admin_client, one_of_each):
     """A live poll from a page with nothing changed gets 204 and no body."""
     webhook_id, ids = one_of_each
-    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log").get_data(as_text=True)
-    poll_url = re.search(r'id="log-poller" hidden\s+hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
-    assert f"pending={ids['scheduled_retry']}" in poll_url or "pending=" in poll_url
+    poll_url = select_one(admin_client.get(f"{BASE}/webhooks/{webhook_id}/log"), "#log-poller")["hx-get"]
+    assert set(query_of(poll_url)["pending"].split(",")) == {str(ids["queued"]), str(ids["scheduled_retry"])}
     response = admin_client.get(poll_url, headers=HTMX)
     assert response.status_code == 204 and response.get_data() == b""
 
@@ -173,18 +178,40 @@ def test_poll_with_nothing_in_flight_answers_204(admin_client, one_of_each):
 def test_poll_redraws_rows_that_changed_and_adds_new_ones(app, admin_client, one_of_each):
     """After a Queued message is Sent and a new one arrives, the poll returns both rows and a new poller."""
     webhook_id, ids = one_of_each
-    page = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log").get_data(as_text=True)
-    poll_url = re.search(r'id="log-poller" hidden\s+hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+    poll_url = select_one(admin_client.get(f"{BASE}/webhooks/{webhook_id}/log"), "#log-poller")["hx-get"]
     with app.app_context():
         message = db.session.get(Message, ids["queued"])
         message.status = MessageStatus.SENT
         message.updated_at = utcnow() + timedelta(seconds=10)
         new_id = make_message(webhook_id, MessageStatus.QUEUED)
         db.session.commit()
-    update = admin_client.get(poll_url, headers=HTMX).get_data(as_text=True)
-    assert f'<tr id="message-row-{ids["queued"]}" class="clickable log-row" hx-swap-oob="true"' in update
-    assert 'hx-swap-oob="afterbegin:#log-rows"' in update and f'id="message-row-{new_id}"' in update
-    assert 'id="log-poller" hx-swap-oob="true"' in update
+    update = parse(admin_client.get(poll_url, headers=HTMX))
+    changed = select_one(update, f"tr#message-row-{ids['queued']}")
+    assert changed["hx-swap-oob"] == "true" and text_of(changed.select_one("span.status")) == "Sent"
+    assert select_one(update, f"tr#message-row-{new_id}").parent["hx-swap-oob"] == "afterbegin:#log-rows"
+    assert select_one(update, "#log-poller")["hx-swap-oob"] == "true"
+
+
+def test_the_first_new_rows_take_the_place_of_the_empty_log_row(app, admin_client):
+    """A log opened empty shows "No messages"; the poll that brings its first rows also deletes that row, and later
+    polls (whose page is no longer empty) do not ask again."""
+    with app.app_context():
+        webhook_id = make_webhook()
+        db.session.commit()
+    page = parse(admin_client.get(f"{BASE}/webhooks/{webhook_id}/log"))
+    assert "No messages" in text_of(select_one(page, "tr#log-empty-row"))
+    with app.app_context():
+        first = make_message(webhook_id, MessageStatus.QUEUED)
+        db.session.commit()
+    update = parse(admin_client.get(select_one(page, "#log-poller")["hx-get"], headers=HTMX))
+    assert select_one(update, "tr#log-empty-row")["hx-swap-oob"] == "delete"
+    assert rows(update) == [str(first)]
+    with app.app_context():
+        second = make_message(webhook_id, MessageStatus.QUEUED)
+        db.session.commit()
+    later = parse(admin_client.get(select_one(update, "#log-poller")["hx-get"], headers=HTMX))
+    assert select_one(later, f"tr#message-row-{second}").parent["hx-swap-oob"] == "afterbegin:#log-rows"
+    assert select_all(later, "#log-empty-row") == []
 
 
 def test_log_pages_are_for_administrators(app, client):
@@ -219,4 +246,4 @@ def test_out_of_range_ids_are_404_and_malformed_parameters_400(admin_client, one
     (on SQLite such ids overflowed; on PostgreSQL anything over 2^31 - 1 did)."""
     response = admin_client.get(BASE + path)
     assert response.status_code == status
-    assert "The log address is not understood" in response.get_data(as_text=True) or status == 404
+    assert "The log address is not understood" in text_of(response) or status == 404

@@ -1,10 +1,10 @@
 """The API tokens page: administrators create tokens shown once, stored hashed, and revoke them at once."""
 
 import hashlib
-import re
 
 import pytest
 from conftest import csrf_token_from, make_user, sign_in
+from markup import inherited, is_full_page, named, parse, root, select_all, select_one, text_of, texts
 from sqlalchemy import func, select
 
 from webhooks_app.extensions import db
@@ -12,7 +12,6 @@ from webhooks_app.models import ApiToken
 
 BASE = "/system/integrations/api/tokens"
 HTMX = {"HX-Request": "true"}
-NEW_TOKEN_FIELD = re.compile(r'id="new-api-token" type="text" value="([^"]+)"')
 ASSET_CREATE = {"type": "asset.create", "assetId": 101, "userId": 1}
 
 
@@ -21,8 +20,8 @@ def create_token(admin_client, name: str = "DAM production", headers=None) -> tu
     response = admin_client.post(BASE, data={"name": name, "csrf_token": admin_client.csrf_token},
                                  headers=headers or {})
     assert response.status_code == 201, response.get_data(as_text=True)
-    page = response.get_data(as_text=True)
-    return page, NEW_TOKEN_FIELD.search(page).group(1)
+    page = parse(response)
+    return page, select_one(page, "input#new-api-token")["value"]
 
 
 def token_rows(app) -> list[ApiToken]:
@@ -30,6 +29,11 @@ def token_rows(app) -> list[ApiToken]:
         rows = list(db.session.scalars(select(ApiToken).order_by(ApiToken.id)))
         db.session.expunge_all()
         return rows
+
+
+def token_cells(page, token_id: int) -> list[str]:
+    """The texts of a token's row: name, prefix, created, last used, status and the Revoke cell."""
+    return texts(page, f"tr#api-token-{token_id} td")
 
 
 def post_event(client, token: str):
@@ -50,7 +54,7 @@ def test_non_administrators_are_refused(app, client):
     assert sign_in(client, "viewer@example.com", "viewer password").status_code == 302
     response = client.get(BASE)
     assert response.status_code == 403
-    assert "administrators only" in response.get_data(as_text=True)
+    assert "administrators only" in text_of(response)
 
     token = csrf_token_from(client, "/login")
     assert client.post(BASE, data={"name": "sneaky", "csrf_token": token}).status_code == 403
@@ -78,41 +82,40 @@ def test_administrators_see_the_page(admin_client):
     response = admin_client.get(BASE)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
-    page = response.get_data(as_text=True)
-    assert "<h1>API tokens</h1>" in page
-    assert ">Token name</label>" in page and ">Create token</button>" in page
-    assert "No API tokens yet." in page
-    assert "/api/v1/events" in page
+    page = parse(response)
+    assert texts(page, "h1") == ["API tokens"]
+    assert text_of(select_one(page, "label[for=name]")) == "Token name"
+    assert named(page, "button", "Create token")["type"] == "submit"
+    assert "No API tokens yet." in text_of(page)
+    assert "/api/v1/events" in texts(page, ".page-header code")
 
 
 def test_a_new_token_is_shown_once_and_then_only_its_prefix(app, client, admin_client):
     """Create answers 201 showing the whole token once; afterwards the list shows only its prefix."""
     page, token = create_token(admin_client)
     assert token.startswith("whk_") and len(token) > 40
-    assert "will not be shown again" in page
-    assert "DAM production" in page
+    assert "will not be shown again" in text_of(page)
+    [row] = token_rows(app)
+    assert token_cells(page, row.id)[0] == "DAM production"
 
     listing = admin_client.get(BASE)
     assert listing.headers["Cache-Control"] == "no-store"
-    listing_page = listing.get_data(as_text=True)
-    assert token not in listing_page
-    assert "will not be shown again" not in listing_page
-    [row] = token_rows(app)
+    assert token not in listing.get_data(as_text=True)
+    assert "will not be shown again" not in text_of(listing)
     assert row.token_prefix == token[:10]
-    assert f"<code>{token[:10]}…</code>" in listing_page
-    assert re.search(rf'<tr id="api-token-{row.id}">\s*<td>DAM production</td>', listing_page)
-    assert "<td>Active</td>" in listing_page and "<td>Never</td>" in listing_page
+    name, prefix, _, last_used, status, _ = token_cells(listing, row.id)
+    assert (name, prefix, last_used, status) == ("DAM production", f"{token[:10]}…", "Never", "Active")
 
     assert post_event(client, token).status_code == 202
-    assert "<td>Never</td>" not in admin_client.get(BASE).get_data(as_text=True)
+    assert token_cells(admin_client.get(BASE), row.id)[3].endswith(" UTC")
 
 
 def test_an_htmx_create_answers_with_the_fragment(admin_client):
     """Created through HTMX, the answer is the #api-tokens fragment with the token, not a whole page."""
     page, token = create_token(admin_client, headers=HTMX)
-    assert page.lstrip().startswith('<div id="api-tokens">')
-    assert "<html" not in page
-    assert token in page
+    assert root(page)["id"] == "api-tokens"
+    assert not is_full_page(page)
+    assert token.startswith("whk_")
 
 
 @pytest.mark.parametrize("name", ["", "   "])
@@ -120,9 +123,9 @@ def test_a_token_needs_a_name(app, admin_client, name):
     """An empty or blank name answers 422 with "Enter a name for the token." and creates nothing."""
     response = admin_client.post(BASE, data={"name": name, "csrf_token": admin_client.csrf_token})
     assert response.status_code == 422
-    page = response.get_data(as_text=True)
-    assert "Enter a name for the token." in page
-    assert 'id="new-api-token"' not in page
+    page = parse(response)
+    assert texts(page, "#name-errors li") == ["Enter a name for the token."]
+    assert select_all(page, "#new-api-token") == []
     assert token_rows(app) == []
 
 
@@ -130,7 +133,7 @@ def test_a_name_over_255_characters_is_refused(app, admin_client):
     """A 256-character name answers 422 naming the limit and creates nothing."""
     response = admin_client.post(BASE, data={"name": "n" * 256, "csrf_token": admin_client.csrf_token})
     assert response.status_code == 422
-    assert "at most 255 characters" in response.get_data(as_text=True)
+    assert "at most 255 characters" in text_of(select_one(response, "#name-errors"))
     assert token_rows(app) == []
 
 
@@ -169,12 +172,12 @@ def test_revoke_stops_the_token_at_once(app, client, admin_client):
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
     assert post_event(client, other).status_code == 202
 
-    page = admin_client.get(BASE).get_data(as_text=True)
-    assert "API token “DAM” revoked." in page
-    row_html = re.search(rf'<tr id="api-token-{dam.id}">.*?</tr>', page, re.S).group(0)
-    assert "<td>Revoked</td>" in row_html
-    assert "Revoke DAM" not in row_html
-    assert 'aria-label="Revoke PIM"' in page
+    page = parse(admin_client.get(BASE))
+    assert text_of(select_one(page, "#flash-region")) == "API token “DAM” revoked."
+    assert token_cells(page, dam.id)[4:] == ["Revoked", ""]
+    assert select_all(page, f"tr#api-token-{dam.id} a") == []
+    pim = next(row for row in token_rows(app) if row.name == "PIM")
+    assert select_one(page, f"tr#api-token-{pim.id} a")["aria-label"] == "Revoke PIM"
     assert next(row for row in token_rows(app) if row.name == "DAM").revoked_at is not None
 
 
@@ -201,19 +204,22 @@ def test_revoke_asks_for_confirmation_in_the_apps_own_dialog(app, client, admin_
     closes it and redraws the list with the token Revoked; without JavaScript it is a page of its own."""
     _, token = create_token(admin_client, name="DAM")
     [row] = token_rows(app)
-    page = admin_client.get(BASE).get_data(as_text=True)
-    assert "onclick" not in page and f'hx-get="{BASE}/{row.id}/revoke"' in page
+    page = parse(admin_client.get(BASE))
+    assert select_all(page, "[onclick]") == []
+    revoke = named(page, f"tr#api-token-{row.id} a", "Revoke")
+    assert revoke["href"] == f"{BASE}/{row.id}/revoke" and inherited(revoke, "hx-target") == "#dialog-host"
 
-    dialog = admin_client.get(f"{BASE}/{row.id}/revoke", headers=HTMX).get_data(as_text=True)
-    assert '<dialog id="api-token-revoke-dialog"' in dialog
-    assert "Revoke API token?" in dialog and "DAM" in dialog and "<html" not in dialog
-    full_page = admin_client.get(f"{BASE}/{row.id}/revoke").get_data(as_text=True)
-    assert "<html" in full_page and 'id="api-token-revoke-dialog"' in full_page
+    dialog = admin_client.get(f"{BASE}/{row.id}/revoke", headers=HTMX)
+    assert (root(dialog).name, root(dialog)["id"]) == ("dialog", "api-token-revoke-dialog")
+    assert text_of(select_one(dialog, "h2")) == "Revoke API token?" and "DAM" in text_of(dialog)
+    assert not is_full_page(dialog)
+    full_page = admin_client.get(f"{BASE}/{row.id}/revoke")
+    assert is_full_page(full_page) and select_one(full_page, "main dialog#api-token-revoke-dialog")
     assert token_rows(app)[0].revoked_at is None and post_event(client, token).status_code == 202
 
     answer = admin_client.post(f"{BASE}/{row.id}/revoke", data={"csrf_token": admin_client.csrf_token}, headers=HTMX)
-    body = answer.get_data(as_text=True)
+    body = parse(answer)
     assert answer.status_code == 200
-    assert '<div id="api-tokens" hx-swap-oob="true">' in body and "<td>Revoked</td>" in body
-    assert "API token “DAM” revoked." in body and "<dialog" not in body
+    assert select_one(body, "#api-tokens")["hx-swap-oob"] == "true" and token_cells(body, row.id)[4] == "Revoked"
+    assert text_of(select_one(body, "#flash-region")) == "API token “DAM” revoked." and not select_all(body, "dialog")
     assert post_event(client, token).status_code == 401

@@ -2,6 +2,7 @@
 
 import pytest
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token_from, make_user, sign_in
+from markup import select_one, text_of
 from sqlalchemy import select
 
 from webhooks_app.extensions import db
@@ -34,9 +35,10 @@ def test_anonymous_htmx_request_gets_a_full_page_redirect(client):
 
 def test_sign_in_page_has_labelled_fields(client):
     """The sign-in form's fields are labelled Email and Password."""
-    page = client.get("/login").get_data(as_text=True)
-    assert '<label for="email">Email</label>' in page
-    assert '<label for="password">Password</label>' in page
+    page = client.get("/login")
+    for name, label, kind in (("email", "Email", "email"), ("password", "Password", "password")):
+        assert text_of(select_one(page, f"label[for={name}]")) == label
+        assert select_one(page, f"input#{name}")["type"] == kind
 
 
 def test_administrator_signs_in_and_reaches_webhooks(app, client):

@@ -13,43 +13,17 @@ from pathlib import Path
 import pytest
 import requests
 from factories import make_message
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Page, Route, expect
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
 from webhooks_app.extensions import db
 from webhooks_app.models import MessageStatus
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
-WAIT_MS = 5_000  # actions and expect() assertions, unless a test says otherwise
 BASE = "/system/integrations/api"
 WEBHOOKS_PATH = f"{BASE}/webhooks"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "activity-log.png"
 EVENT = {"type": "asset.create", "assetId": 101, "userId": 1}
 POLL_REQUEST = re.compile(re.escape(f"{BASE}/activity/poll") + r"\b")
-
-
-@pytest.fixture
-def page(browser: Browser, live_server):
-    """A fresh browser context on the live server; fails the test on any uncaught JavaScript error."""
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(WAIT_MS)
-    tab = context.new_page()
-    js_errors: list[str] = []
-    tab.on("pageerror", lambda error: js_errors.append(str(error)))
-    yield tab
-    context.close()
-    assert not js_errors, f"uncaught JavaScript errors: {js_errors}"
-
-
-def sign_in_to(app, page: Page, path: str) -> None:
-    """Open `path` as a new administrator: the sign-in form comes first, then the page itself."""
-    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
-    page.goto(path)
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Email").fill(ADMIN_EMAIL)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(re.escape(path) + r"$"))
 
 
 def add_webhook(app, name: str, url: str) -> int:
@@ -79,7 +53,7 @@ def log_rows(page: Page):
     return page.locator("#log-rows tr.log-row")
 
 
-def test_new_message_appears_queued_then_sent_and_expands(app, page: Page, live_server, api_token, receiver,
+def test_new_message_appears_queued_then_sent_and_expands(app, page: Page, sign_in, live_server, api_token, receiver,
                                                          delivery_processes):
     """With a webhook's activity log open, an event posted to the API appears by itself as a new row
     reading Queued, and the same row turns Sent once the (1.5 s slow) endpoint answers, all without a
@@ -89,7 +63,7 @@ def test_new_message_appears_queued_then_sent_and_expands(app, page: Page, live_
     after the message exists and well before the endpoint's answer: Queued is seen first, every run."""
     webhook_id = add_webhook(app, "Slow endpoint", receiver.url("/slow/1.5"))
     log_path = f"{WEBHOOKS_PATH}/{webhook_id}/log"
-    sign_in_to(app, page, log_path)
+    sign_in(log_path)
     expect(page.get_by_role("heading", name="Activity log", level=1)).to_be_visible()
     expect(page.locator("#log-rows")).to_contain_text("No messages")
     url = mark_document(page)
@@ -131,13 +105,13 @@ def test_new_message_appears_queued_then_sent_and_expands(app, page: Page, live_
     assert_same_document(page, url)
 
 
-def test_webhook_disabled_by_failures_turns_off_on_the_open_webhooks_page(app, page: Page, live_server, api_token,
-                                                                        receiver, delivery_processes):
+def test_webhook_disabled_by_failures_turns_off_on_the_open_webhooks_page(app, page: Page, sign_in, live_server,
+                                                                        api_token, receiver, delivery_processes):
     """An endpoint answering 500 to all six attempts (1 s ladder) gets its webhook disabled; the open
     Webhooks page, polling every 2 s, flips that row's Status switch to off ("Disabled") by itself,
     without a reload or navigation."""
     add_webhook(app, "Broken endpoint", receiver.url("/status/500"))
-    sign_in_to(app, page, WEBHOOKS_PATH)
+    sign_in(WEBHOOKS_PATH)
     switch = page.get_by_role("switch", name="Status of Broken endpoint")
     expect(switch).to_have_attribute("aria-checked", "true")
     expect(switch).to_have_text("Enabled")
@@ -188,11 +162,11 @@ def mixed_log(app) -> int:
     return webhook_id
 
 
-def test_status_filter_is_kept_in_the_url(app, page: Page, mixed_log):
+def test_status_filter_is_kept_in_the_url(app, page: Page, sign_in, mixed_log):
     """Choosing "Failed" in the Status select shows only Failed rows and puts ?status=failed in the
     address bar (for sharing); reloading that address keeps the filter and the same rows."""
     log_path = f"{WEBHOOKS_PATH}/{mixed_log}/log"
-    sign_in_to(app, page, log_path)
+    sign_in(log_path)
     expect(log_rows(page)).to_have_count(16)
     statuses = log_rows(page).locator("span.status")
     for label in ("Sent", "Queued", "Scheduled retry", "Failed"):

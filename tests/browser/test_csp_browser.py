@@ -12,12 +12,12 @@ from factories import make_message
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import update
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user, wait_for_script
+from tests.browser.conftest import WAIT_MS
+from tests.conftest import wait_for_script
 from webhooks_app.extensions import db
 from webhooks_app.models import Message, MessageStatus, Webhook, utcnow
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
-WAIT_MS = 5_000
 BASE = "/system/integrations/api"
 WEBHOOKS_PATH = f"{BASE}/webhooks"
 REPORT_PROBLEMS = """
@@ -73,20 +73,18 @@ def page(browser: Browser, live_server, watcher):
     assert watcher.problems == []
 
 
-def sign_in(app, page: Page) -> None:
-    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
-    page.goto(WEBHOOKS_PATH)
-    page.get_by_label("Email").fill(ADMIN_EMAIL)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
+
+
+def open_menu(page: Page, name: str):
+    """Open a row's ⋯ action menu; returns the menu (a popover)."""
+    page.get_by_role("button", name=f"Actions for {name}", exact=True).click()
+    menu = page.locator("#webhooks-table tbody tr").filter(has=page.get_by_role("link", name=name)).locator(".menu")
+    expect(menu).to_be_visible()
+    return menu
 
 
 def open_menu_item(page: Page, name: str, item: str) -> None:
-    menu = page.locator("#webhooks-table tbody tr").filter(has=page.get_by_role("link", name=name)).locator("details")
-    if menu.get_attribute("open") is None:
-        page.get_by_label(f"Actions for {name}", exact=True).click()
-    menu.get_by_role("link", name=item, exact=True).click()
+    open_menu(page, name).get_by_role("link", name=item, exact=True).click()
 
 
 def close_dialog(page: Page, title: str, closer: str = "Cancel") -> None:
@@ -96,11 +94,11 @@ def close_dialog(page: Page, title: str, closer: str = "Cancel") -> None:
     expect(dialog).to_have_count(0)
 
 
-def test_every_page_and_dialog_runs_under_the_policy(app, page: Page, watcher):
+def test_every_page_and_dialog_runs_under_the_policy(app, page: Page, sign_in, watcher):
     """Sign-in, the Webhooks page with its Add, secret, Edit, Reset secret, Delete and Test dialogs and action
     menu, the activity log (details opened and closed, the Status filter), All activity, the API tokens page
     with its Revoke dialog, and an error page all work with no CSP violation and no console error."""
-    sign_in(app, page)
+    sign_in(WEBHOOKS_PATH)
     page.get_by_role("link", name="Add webhook").click()
     dialog = page.get_by_role("dialog", name="Add webhook")
     dialog.get_by_label("Name").fill("Policed")
@@ -118,8 +116,7 @@ def test_every_page_and_dialog_runs_under_the_policy(app, page: Page, watcher):
     close_dialog(page, "Reset secret?")
     open_menu_item(page, "Policed", "Delete")
     close_dialog(page, "Delete webhook?")
-    page.get_by_label("Actions for Policed", exact=True).click()
-    page.locator("details.menu[open]").get_by_role("button", name="Test").click()
+    open_menu(page, "Policed").get_by_role("button", name="Test").click()
     close_dialog(page, "Test Policed", "Done")
 
     with app.app_context():
@@ -127,8 +124,7 @@ def test_every_page_and_dialog_runs_under_the_policy(app, page: Page, watcher):
         make_message(webhook_id, MessageStatus.FAILED, age=timedelta(minutes=3),
                      attempts=[(False, 500, "http_status", "<script>alert(1)</script>")])
         db.session.commit()
-    page.get_by_label("Actions for Policed", exact=True).click()
-    page.locator("details.menu[open]").get_by_role("link", name="Activity log").click()
+    open_menu(page, "Policed").get_by_role("link", name="Activity log").click()
     expect(page.get_by_role("heading", name="Activity log", level=1)).to_be_visible()
     row = page.locator("#log-rows tr.log-row").first
     row.get_by_role("button", name="asset.create").click()
@@ -160,7 +156,7 @@ def test_every_page_and_dialog_runs_under_the_policy(app, page: Page, watcher):
     assert len(watcher.documents) >= 5
 
 
-def test_live_polling_still_updates_the_open_pages(app, page: Page):
+def test_live_polling_still_updates_the_open_pages(app, page: Page, sign_in):
     """With eval forbidden, the 2-second polls still run: a message turning Sent in the database shows on the
     open log, and a webhook disabled in the database turns its switch off on the open Webhooks page."""
     with app.app_context():
@@ -169,7 +165,7 @@ def test_live_polling_still_updates_the_open_pages(app, page: Page):
         message_id = make_message(webhook.id, MessageStatus.QUEUED)
         db.session.commit()
         webhook_id = webhook.id
-    sign_in(app, page)
+    sign_in(WEBHOOKS_PATH)
     page.goto(f"{WEBHOOKS_PATH}/{webhook_id}/log")
     status = page.locator(f"#message-row-{message_id} span.status")
     expect(status).to_have_text("Queued")
@@ -189,13 +185,13 @@ def test_live_polling_still_updates_the_open_pages(app, page: Page):
     expect(switch).to_have_attribute("aria-checked", "false", timeout=10_000)
 
 
-def test_live_polls_pause_while_a_dialog_is_open(app, page: Page):
+def test_live_polls_pause_while_a_dialog_is_open(app, page: Page, sign_in):
     """While a dialog is open the Webhooks page's live poll skips its turns (cancelled in htmx:confirm, not by an
     hx-trigger filter), and it resumes once the dialog is closed."""
     with app.app_context():
         create_webhook(WebhookFields("Paused", "https://hooks.example.com/x", ("asset.create",), True))
         db.session.commit()
-    sign_in(app, page)
+    sign_in(WEBHOOKS_PATH)
     page.evaluate("""() => {
         window.polls = {sent: 0, skipped: 0};
         document.addEventListener("htmx:confirm", (event) => {
@@ -212,10 +208,11 @@ def test_live_polls_pause_while_a_dialog_is_open(app, page: Page):
     wait_for_script(page, f"window.polls.sent > {sent_while_open}")
 
 
-def test_the_test_button_shows_the_workers_answer_in_both_places(app, page: Page, receiver, delivery_processes):
+def test_the_test_button_shows_the_workers_answer_in_both_places(app, page: Page, sign_in, receiver,
+                                                                  delivery_processes):
     """Test in the create dialog's secret view and in the row's action menu: the dialog says the message is
     queued, then (the worker having sent it) shows the endpoint's answer, polled from the database."""
-    sign_in(app, page)
+    sign_in(WEBHOOKS_PATH)
     page.get_by_role("link", name="Add webhook").click()
     dialog = page.get_by_role("dialog", name="Add webhook")
     dialog.get_by_label("Name").fill("Tested")
@@ -228,8 +225,7 @@ def test_the_test_button_shows_the_workers_answer_in_both_places(app, page: Page
         re.compile(r"answered HTTP 204 in \d+ ms"), timeout=15_000)
     close_dialog(page, "Webhook created", "Done")
 
-    page.get_by_label("Actions for Tested", exact=True).click()
-    page.locator("details.menu[open]").get_by_role("button", name="Test").click()
+    open_menu(page, "Tested").get_by_role("button", name="Test").click()
     test_dialog = page.get_by_role("dialog", name="Test Tested")
     expect(test_dialog).to_be_visible()
     expect(test_dialog.get_by_role("status").filter(has_text="Delivered.")).to_be_visible(timeout=15_000)

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import WAIT_MS
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHROMIUM, CHROMIUM_MISSING, make_user, wait_for_script
 from webhooks_app.extensions import db
 from webhooks_app.services import webhooks as webhook_service
@@ -21,7 +22,6 @@ WEBHOOKS_PATH = "/system/integrations/api/webhooks"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "webhooks-page.png"
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{27}")
 HOOK_URL = "https://127.0.0.1:9/hook"
-WAIT_MS = 5_000  # actions; expect() assertions keep Playwright's default, also 5 s
 
 
 def test_debian_chromium_is_installed():
@@ -32,32 +32,9 @@ def test_debian_chromium_is_installed():
 
 
 @pytest.fixture
-def page(browser: Browser, live_server):
-    """A fresh browser context on the live server; fails the test on any uncaught JavaScript error."""
-    context = browser.new_context(
-        base_url=live_server.url,
-        viewport={"width": 1280, "height": 800},
-        permissions=["clipboard-read", "clipboard-write"],
-    )
-    context.set_default_timeout(WAIT_MS)
-    tab = context.new_page()
-    js_errors: list[str] = []
-    tab.on("pageerror", lambda error: js_errors.append(str(error)))
-    yield tab
-    context.close()
-    assert not js_errors, f"uncaught JavaScript errors: {js_errors}"
-
-
-@pytest.fixture
-def signed_in_page(app, page: Page) -> Page:
+def signed_in_page(sign_in) -> Page:
     """An administrator signed in through the real sign-in form, looking at the Webhooks page."""
-    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
-    page.goto(WEBHOOKS_PATH)
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Email").fill(ADMIN_EMAIL)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(re.escape(WEBHOOKS_PATH) + r"$"))
+    page = sign_in(WEBHOOKS_PATH)
     expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
     return page
 
@@ -92,19 +69,17 @@ def add_webhook(page: Page, name: str, url: str, events: list[str], enabled: boo
     return value
 
 
-def open_menu_item(page: Page, name: str, item: str) -> None:
-    """Open the row's ⋯ action menu (unless it is still open) and choose `item`.
+def menu_of(page: Page, name: str):
+    """The row's action menu (a popover: hidden until its ⋯ button opens it)."""
+    return row_of(page, name).locator(".menu")
 
-    The app leaves a menu open after a dialog opened from it is cancelled; a user then sees the open
-    menu and picks the item directly, so the summary is only clicked when the menu is closed.
-    """
-    menu = row_of(page, name).locator("details.menu")
-    if menu.get_attribute("open") is None:
-        page.get_by_label(f"Actions for {name}", exact=True).click()
-    expect(menu).to_have_attribute("open", "")
-    menu_item = menu.get_by_role("link", name=item, exact=True)
-    expect(menu_item).to_be_visible()
-    menu_item.click()
+
+def open_menu_item(page: Page, name: str, item: str) -> None:
+    """Open the row's ⋯ action menu and choose `item` (the menu closes as the item's dialog opens)."""
+    page.get_by_role("button", name=f"Actions for {name}", exact=True).click()
+    menu = menu_of(page, name)
+    expect(menu).to_be_visible()
+    menu.get_by_role("link", name=item, exact=True).click()
 
 
 def test_add_edit_toggle_reset_secret_and_delete_through_the_ui(signed_in_page: Page):
@@ -266,8 +241,8 @@ def test_add_dialog_rejects_a_plain_http_url_beside_the_field(app, signed_in_pag
 
 
 def test_a_failed_htmx_request_shows_a_visible_error(app, signed_in_page: Page):
-    """When an HTMX request fails (saving a webhook that was deleted meanwhile: HTTP 404), the page
-    shows a visible role=alert error in the open dialog instead of silently doing nothing."""
+    """When an HTMX request fails (saving a webhook that was deleted meanwhile: HTTP 404), the server's
+    explanation shows in the open dialog's role=alert region (and the page's), instead of nothing happening."""
     page = signed_in_page
     with app.app_context():
         webhook, _ = webhook_service.create_webhook(
@@ -291,9 +266,31 @@ def test_a_failed_htmx_request_shows_a_visible_error(app, signed_in_page: Page):
     assert answer.value.status == 404
     alert = dialog.get_by_role("alert")
     expect(alert).to_be_visible()
-    expect(alert).to_contain_text("The request failed (HTTP 404")
-    expect(page.locator("#request-error")).to_contain_text("404")
+    expect(alert).to_contain_text(f"The request failed (HTTP 404): Webhook {webhook_id} does not exist")
+    expect(page.locator("#request-error")).to_contain_text(f"Webhook {webhook_id} does not exist")
     expect(dialog).to_be_visible()
+
+
+def test_failures_no_fragment_explains_still_show(app, signed_in_page: Page):
+    """An error page the app did not write (a proxy's 502) is not swapped in but reported by its status, and a
+    request that never reaches the server says so; the table stays as it was."""
+    page = signed_in_page
+    with app.app_context():
+        webhook_service.create_webhook(webhook_service.WebhookFields("Proxied", HOOK_URL, ("asset.create",), True))
+        db.session.commit()
+    page.reload()
+    switch = page.get_by_role("switch", name="Status of Proxied")
+    alert = page.locator("#request-error")
+    page.route("**/toggle", lambda route: route.fulfill(status=502, content_type="text/html",
+                                                       body="<html><body><h1>502 Bad Gateway</h1></body></html>"))
+    switch.click()
+    expect(alert).to_have_text("The request failed (HTTP 502 Bad Gateway). Try again.")
+    expect(switch).to_have_attribute("aria-checked", "true")
+    expect(page.locator("h1")).to_have_text("Webhooks")
+    page.unroute("**/toggle")
+    page.route("**/toggle", lambda route: route.abort())
+    switch.click()
+    expect(alert).to_have_text("The server could not be reached. Check your connection and try again.")
 
 
 def test_a_live_update_arriving_while_a_menu_is_open_waits_until_it_closes(app, signed_in_page: Page):
@@ -324,17 +321,115 @@ def test_a_live_update_arriving_while_a_menu_is_open_waits_until_it_closes(app, 
         page.evaluate("1")
 
     # The poll is in flight; the administrator opens a menu; then the answer (a change) arrives.
-    page.get_by_label("Actions for Quiet", exact=True).click()
-    menu = row_of(page, "Quiet").locator("details.menu")
-    expect(menu).to_have_attribute("open", "")
+    page.get_by_role("button", name="Actions for Quiet", exact=True).click()
+    menu = menu_of(page, "Quiet")
+    expect(menu).to_be_visible()
     with app.app_context():
         webhook_service.create_webhook(webhook_service.WebhookFields("Arrived", HOOK_URL, ("asset.create",), True))
         db.session.commit()
     held[0].continue_()
     wait_for_script(page, "window.livePollsDone >= 1")
-    expect(menu).to_have_attribute("open", "")
+    expect(menu).to_be_visible()
     expect(row_of(page, "Arrived")).to_have_count(0)
 
-    page.get_by_label("Actions for Quiet", exact=True).click()
-    expect(menu).not_to_have_attribute("open", "")
+    page.get_by_role("button", name="Actions for Quiet", exact=True).click()
+    expect(menu).to_be_hidden()
     expect(row_of(page, "Arrived")).to_be_visible()
+
+
+def test_action_menus_work_from_the_keyboard_and_close_by_themselves(app, signed_in_page: Page):
+    """A row's ⋯ menu (a popover) opens with Enter, Tab reaches its items, Escape closes it with focus back on its
+    button, a click elsewhere closes it, and choosing an item closes it as the item's dialog opens."""
+    page = signed_in_page
+    with app.app_context():
+        webhook_service.create_webhook(webhook_service.WebhookFields("Keyed", HOOK_URL, ("asset.create",), True))
+        db.session.commit()
+    page.reload()
+    button = page.get_by_role("button", name="Actions for Keyed", exact=True)
+    menu = menu_of(page, "Keyed")
+    expect(row_of(page, "Keyed").locator("td.status")).to_have_css("display", "table-cell")
+    expect(menu).to_be_hidden()
+
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(menu).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(menu.get_by_role("link", name="Edit")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    expect(button).to_be_focused()
+
+    button.click()
+    expect(menu).to_be_visible()
+    page.get_by_role("heading", name="Webhooks", level=1).click()
+    expect(menu).to_be_hidden()
+
+    button.click()
+    menu.get_by_role("link", name="Delete").focus()
+    page.keyboard.press("Enter")
+    expect(dialog_named(page, "Delete webhook?")).to_be_visible()
+    expect(menu).to_be_hidden()
+    expect(dialog_named(page, "Delete webhook?").get_by_role("link", name="Cancel")).to_be_focused()
+
+
+def test_a_failed_toggle_shows_the_servers_explanation_on_the_page(app, signed_in_page: Page):
+    """Toggling a webhook deleted meanwhile (HTTP 404) shows the server's explanation in the page's alert region, the
+    row stays as it was, live polls leave the message alone, and the administrator's next request clears it."""
+    page = signed_in_page
+    with app.app_context():
+        webhook, _ = webhook_service.create_webhook(
+            webhook_service.WebhookFields("Gone soon", HOOK_URL, ("asset.create",), True))
+        db.session.commit()
+        webhook_id = webhook.id
+    page.reload()
+    with app.app_context():
+        webhook_service.delete_webhook(webhook_id)
+        db.session.commit()
+    page.get_by_role("switch", name="Status of Gone soon").click()
+    alert = page.locator("#request-error")
+    expect(alert).to_have_text(f"The request failed (HTTP 404): Webhook {webhook_id} does not exist; it may have been "
+                               "deleted. Reload the page to see the current list.")
+    expect(alert).to_have_attribute("role", "alert")
+    expect(page.get_by_role("switch", name="Status of Gone soon")).to_have_attribute("aria-checked", "true")
+    with page.expect_request(lambda request: "/webhooks/live?" in request.url):
+        pass  # a live poll goes by (every 2 s) and leaves the message in place
+    expect(alert).to_be_visible()
+    page.get_by_role("link", name="Add webhook").click()
+    expect(dialog_named(page, "Add webhook")).to_be_visible()
+    expect(alert).to_be_empty()
+
+
+def test_the_pages_work_without_javascript(app, browser, live_server):
+    """With JavaScript off every link and form is a plain one: add a webhook (its secret on a page of its own), open
+    its action menu (a popover needs no script), toggle it, and delete it after a confirmation page."""
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    try:
+        make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+        page.goto(WEBHOOKS_PATH)
+        page.get_by_label("Email").fill(ADMIN_EMAIL)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Add webhook").click()
+        expect(page).to_have_url(re.compile(r"/webhooks/new$"))
+        page.get_by_label("Name").fill("Scriptless")
+        page.get_by_label("Endpoint URL").fill(HOOK_URL)
+        page.get_by_label("user.create", exact=True).check()
+        page.get_by_role("button", name="Create").click()
+        expect(page.get_by_label("Secret", exact=True)).to_have_value(SECRET_PATTERN)
+        page.get_by_role("link", name="Done").click()
+        expect(page).to_have_url(re.compile(re.escape(WEBHOOKS_PATH) + "$"))
+
+        page.get_by_role("switch", name="Status of Scriptless").click()
+        expect(page.get_by_role("status")).to_have_text("Webhook “Scriptless” disabled.")
+        expect(page.get_by_role("switch", name="Status of Scriptless")).to_have_attribute("aria-checked", "false")
+
+        page.get_by_role("button", name="Actions for Scriptless", exact=True).click()
+        menu_of(page, "Scriptless").get_by_role("link", name="Delete").click()
+        expect(page).to_have_url(re.compile(r"/webhooks/\d+/delete$"))
+        page.get_by_role("button", name="Delete").click()
+        expect(page.get_by_role("status")).to_have_text("Webhook “Scriptless” deleted.")
+        expect(page.get_by_role("heading", name="No webhooks yet")).to_be_visible()
+    finally:
+        context.close()

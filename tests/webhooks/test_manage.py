@@ -1,19 +1,19 @@
 """Managing webhooks: create with a one-time secret, edit, toggle, delete, reset secret, Redis alert."""
 
 import logging
-import re
 import string
 
 from conftest import free_port
+from markup import inherited, is_full_page, named, parse, root, select_all, select_one, text_of, texts
 from sqlalchemy import func, select
 
+from webhooks_app.events import EVENT_TYPES
 from webhooks_app.extensions import db
 from webhooks_app.models import Webhook
 from webhooks_app.secrets_vault import decrypt_secret
 
 BASE = "/system/integrations/api/webhooks"
 HTMX = {"HX-Request": "true"}
-SECRET_FIELD = re.compile(r'id="webhook-secret" type="text" value="([^"]+)"')
 
 
 def create(admin_client, **overrides):
@@ -30,6 +30,11 @@ def create(admin_client, **overrides):
     return response
 
 
+def secret_shown(response) -> str:
+    """The secret in the dialog's Secret field."""
+    return select_one(response, "input#webhook-secret")["value"]
+
+
 def only_webhook(app) -> Webhook:
     with app.app_context():
         webhook = db.session.scalar(select(Webhook))
@@ -39,37 +44,35 @@ def only_webhook(app) -> Webhook:
 
 def test_webhooks_page_sits_under_system_integrations_api(admin_client):
     """The page's breadcrumb and navigation read System › Integrations › API › Webhooks."""
-    page = admin_client.get(BASE).get_data(as_text=True)
-    crumbs = re.search(r'<nav class="breadcrumb".*?</nav>', page, re.S).group(0)
-    assert re.findall(r"<li>(?:<[^>]+>)*([^<]+)", crumbs) == ["System", "Integrations", "API", "Webhooks"]
-    assert 'aria-current="page">Webhooks</a>' in page
-    assert "Add webhook" in page
-    assert "No webhooks yet" in page
+    page = parse(admin_client.get(BASE))
+    assert texts(page, "nav.breadcrumb li") == ["System", "Integrations", "API", "Webhooks"]
+    assert texts(page, 'nav.sidebar a[aria-current="page"]') == ["Webhooks"]
+    assert named(page, "a", "Add webhook")["href"] == f"{BASE}/new"
+    assert "No webhooks yet" in text_of(page)
 
 
 def test_add_webhook_form_offers_every_event_and_enabled_by_default(admin_client):
     """The Add form has Name, Endpoint URL, one checkbox per event and Enabled checked."""
-    form = admin_client.get(f"{BASE}/new", headers=HTMX).get_data(as_text=True)
-    assert form.lstrip().startswith('<dialog id="webhook-form-dialog"')
-    for label in ("Name", "Endpoint URL", "Enabled"):
-        assert f">{label}</label>" in form
-    events = re.findall(r'<label for="events-\d+">([^<]+)</label>', form)
-    assert events == [
+    form = parse(admin_client.get(f"{BASE}/new", headers=HTMX))
+    assert (root(form).name, root(form)["id"]) == ("dialog", "webhook-form-dialog")
+    assert texts(form, "label[for=name], label[for=url], label[for=enabled]") == ["Name", "Endpoint URL", "Enabled"]
+    assert texts(form, "label[for^=events-]") == [
         "asset.addToFolder", "asset.checkin", "asset.checkout", "asset.create", "asset.delete",
         "asset.expire", "folder.create", "folder.update", "user.create", "user.expire", "user.update",
     ]
-    assert re.search(r'<input checked id="enabled" name="enabled" type="checkbox"', form)
-    assert ">Create</button>" in form
+    enabled = select_one(form, "input#enabled")
+    assert enabled["type"] == "checkbox" and enabled.has_attr("checked")
+    assert named(form, "button", "Create")["type"] == "submit"
 
 
 def test_create_shows_the_secret_once_and_stores_it_encrypted(app, admin_client):
     """Create shows a 27-character secret, with Test and Done, that no later page shows again."""
-    body = create(admin_client).get_data(as_text=True)
-    secret = SECRET_FIELD.search(body).group(1)
+    body = parse(create(admin_client))
+    secret = secret_shown(body)
     assert len(secret) == 27 and set(secret) <= set(string.ascii_letters + string.digits + "-_")
-    assert '<label for="webhook-secret">Secret</label>' in body
-    assert ">Done</a>" in body and "will not be shown again" in body
-    assert 'id="webhooks-table" class="panel table-panel" hx-swap-oob="true"' in body
+    assert text_of(select_one(body, "label[for=webhook-secret]")) == "Secret"
+    assert named(body, "a", "Done") and "will not be shown again" in text_of(body)
+    assert select_one(body, "#webhooks-table")["hx-swap-oob"] == "true"
 
     webhook = only_webhook(app)
     assert secret not in webhook.secret_encrypted
@@ -82,12 +85,12 @@ def test_create_shows_the_secret_once_and_stores_it_encrypted(app, admin_client)
 def test_secrets_are_never_logged(app, admin_client, caplog):
     """Neither creating a webhook nor resetting its secret writes the secret to the logs."""
     caplog.set_level(logging.DEBUG)
-    first = SECRET_FIELD.search(create(admin_client).get_data(as_text=True)).group(1)
+    first = secret_shown(create(admin_client))
     webhook = only_webhook(app)
     reset = admin_client.post(
         f"{BASE}/{webhook.id}/reset-secret", data={"csrf_token": admin_client.csrf_token}, headers=HTMX
     )
-    second = SECRET_FIELD.search(reset.get_data(as_text=True)).group(1)
+    second = secret_shown(reset)
     assert first not in caplog.text and second not in caplog.text
 
 
@@ -100,39 +103,56 @@ def test_table_lists_name_url_events_and_status_toggle(app, admin_client):
     """Each row shows name, endpoint URL, events, an on/off Status switch and its action menu."""
     create(admin_client)
     webhook = only_webhook(app)
-    page = admin_client.get(BASE).get_data(as_text=True)
-    row = re.search(rf'<tr id="webhook-row-{webhook.id}".*?</tr>', page, re.S).group(0)
-    assert "Asset sync" in row and "https://hooks.example.com/netx" in row
-    assert '<span class="badge">asset.create</span>' in row and '<span class="badge">folder.update</span>' in row
-    assert 'role="switch" aria-checked="true"' in row and 'aria-label="Status of Asset sync"' in row
-    assert f'hx-get="{BASE}/{webhook.id}/edit"' in row
-    for action in ("Edit", "Reset secret", "Delete"):
-        assert f">{action}</a>" in row
+    row = select_one(admin_client.get(BASE), f"tr#webhook-row-{webhook.id}")
+    assert texts(row, "td")[:2] == ["Asset sync", "https://hooks.example.com/netx"]
+    assert texts(row, ".badge") == ["asset.create", "folder.update"]
+    switch = select_one(row, "[role=switch]")
+    assert (switch["aria-checked"], switch["aria-label"]) == ("true", "Status of Asset sync")
+    assert row["hx-get"] == f"{BASE}/{webhook.id}/edit" and inherited(row, "hx-target") == "#dialog-host"
+    menu = select_one(row, f"#{select_one(row, 'button[popovertarget]')['popovertarget']}")
+    assert menu.has_attr("popover")
+    for action, path in (("Edit", "edit"), ("Activity log", "log"), ("Reset secret", "reset-secret"),
+                         ("Delete", "delete")):
+        link = named(menu, "a", action)
+        assert link["href"].endswith(f"/{webhook.id}/{path}")
+        # Dialogs open in the dialog host (boosted links); the activity log is a page of its own.
+        assert (inherited(link, "hx-boost"), inherited(link, "hx-target")) == (
+            ("false" if action == "Activity log" else "true"), "#dialog-host")
+
+
+def test_a_webhook_with_every_event_shows_all_events(app, admin_client):
+    """A webhook subscribed to every event in the catalogue shows one "All events" badge, one with fewer its events."""
+    create(admin_client, events=[event.name for event in EVENT_TYPES])
+    create(admin_client, name="Some", events=[event.name for event in EVENT_TYPES[1:]])
+    page = parse(admin_client.get(BASE))
+    every, some = select_all(page, "#webhooks-table tbody tr")
+    assert texts(every, ".badge") == ["All events"]
+    assert texts(some, ".badge") == [event.name for event in EVENT_TYPES[1:]]
 
 
 def test_htmx_gets_the_fragment_and_browsers_the_page(admin_client):
     """An HTMX request gets only the table fragment; a plain request the whole page that includes it."""
-    fragment = admin_client.get(BASE, headers=HTMX).get_data(as_text=True)
-    assert fragment.lstrip().startswith('<div id="webhooks-table"')
-    page = admin_client.get(BASE).get_data(as_text=True)
-    assert page.startswith("<!doctype html>") and 'id="webhooks-table"' in page
+    fragment = admin_client.get(BASE, headers=HTMX)
+    assert root(fragment)["id"] == "webhooks-table" and not is_full_page(fragment)
+    page = admin_client.get(BASE)
+    assert is_full_page(page) and select_one(page, "main #webhooks-table")
 
 
 def test_edit_changes_name_url_events_and_enabled(app, admin_client):
     """Saving the Edit form changes every field, closes the dialog and refreshes the table."""
     create(admin_client)
     webhook = only_webhook(app)
-    form = admin_client.get(f"{BASE}/{webhook.id}/edit", headers=HTMX).get_data(as_text=True)
-    assert 'value="Asset sync"' in form and ">Save</button>" in form
+    form = parse(admin_client.get(f"{BASE}/{webhook.id}/edit", headers=HTMX))
+    assert select_one(form, "input#name")["value"] == "Asset sync" and named(form, "button", "Save")
     response = admin_client.post(
         f"{BASE}/{webhook.id}/edit",
         data={"name": "Renamed", "url": "https://other.example.com/h", "events": ["user.expire"],
               "csrf_token": admin_client.csrf_token},
         headers=HTMX,
     )
-    body = response.get_data(as_text=True)
+    body = parse(response)
     assert response.status_code == 200
-    assert "<dialog" not in body and "Renamed" in body and "saved." in body
+    assert body.find("dialog") is None and "Renamed" in text_of(body) and "saved." in text_of(body)
     with app.app_context():
         changed = db.session.get(Webhook, webhook.id)
         assert (changed.name, changed.url, changed.event_types, changed.enabled) == (
@@ -162,14 +182,16 @@ def test_status_toggle_disables_and_enables_in_place(app, admin_client):
     webhook = only_webhook(app)
     off = admin_client.post(
         f"{BASE}/{webhook.id}/toggle", data={"enabled": "0", "csrf_token": admin_client.csrf_token}, headers=HTMX
-    ).get_data(as_text=True)
-    assert off.lstrip().startswith(f'<tr id="webhook-row-{webhook.id}"')
-    assert 'aria-checked="false"' in off and "switch off" in off and ">Disabled<" in off
+    )
+    assert (root(off).name, root(off)["id"]) == ("tr", f"webhook-row-{webhook.id}")
+    switch = select_one(off, "[role=switch]")
+    assert switch["aria-checked"] == "false" and "off" in switch["class"] and text_of(switch) == "Disabled"
     assert only_webhook(app).enabled is False
     on = admin_client.post(
         f"{BASE}/{webhook.id}/toggle", data={"enabled": "1", "csrf_token": admin_client.csrf_token}, headers=HTMX
-    ).get_data(as_text=True)
-    assert 'aria-checked="true"' in on and "switch on" in on
+    )
+    switch = select_one(on, "[role=switch]")
+    assert switch["aria-checked"] == "true" and "on" in switch["class"] and text_of(switch) == "Enabled"
     assert only_webhook(app).enabled is True
 
 
@@ -194,8 +216,8 @@ def test_enabling_clears_an_automatic_disable_reason(app, admin_client):
         stored.enabled = False
         stored.disabled_reason = "All retry attempts failed: connection refused."
         db.session.commit()
-    edit_page = admin_client.get(f"{BASE}/{webhook.id}/edit").get_data(as_text=True)
-    assert "disabled automatically" in edit_page and "connection refused" in edit_page
+    alert = text_of(select_one(admin_client.get(f"{BASE}/{webhook.id}/edit"), "dialog .alert[role=alert]"))
+    assert "disabled automatically" in alert and "connection refused" in alert
     admin_client.post(f"{BASE}/{webhook.id}/toggle", data={"enabled": "1", "csrf_token": admin_client.csrf_token})
     assert only_webhook(app).disabled_reason is None
 
@@ -204,13 +226,14 @@ def test_delete_asks_for_confirmation_first(app, admin_client):
     """Delete's GET only asks; the confirming POST removes the webhook and its subscriptions."""
     create(admin_client)
     webhook = only_webhook(app)
-    question = admin_client.get(f"{BASE}/{webhook.id}/delete", headers=HTMX).get_data(as_text=True)
-    assert "Delete webhook?" in question and "cannot be undone" in question
+    question = admin_client.get(f"{BASE}/{webhook.id}/delete", headers=HTMX)
+    assert text_of(select_one(question, "dialog h2")) == "Delete webhook?" and "cannot be undone" in text_of(question)
+    assert select_one(question, "dialog form")["action"] == f"{BASE}/{webhook.id}/delete"
     assert only_webhook(app) is not None
     done = admin_client.post(
         f"{BASE}/{webhook.id}/delete", data={"csrf_token": admin_client.csrf_token}, headers=HTMX
-    ).get_data(as_text=True)
-    assert "deleted." in done and "No webhooks yet" in done
+    )
+    assert "deleted." in text_of(select_one(done, "#flash-region")) and "No webhooks yet" in text_of(done)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Webhook)) == 0
     assert admin_client.get(f"{BASE}/{webhook.id}/edit").status_code == 404
@@ -218,17 +241,17 @@ def test_delete_asks_for_confirmation_first(app, admin_client):
 
 def test_reset_secret_shows_a_new_secret_once_and_replaces_the_old(app, admin_client):
     """Reset secret confirms first, then shows a new secret; only the new one is stored."""
-    first = SECRET_FIELD.search(create(admin_client).get_data(as_text=True)).group(1)
+    first = secret_shown(create(admin_client))
     webhook = only_webhook(app)
-    question = admin_client.get(f"{BASE}/{webhook.id}/reset-secret", headers=HTMX).get_data(as_text=True)
-    assert "Reset secret?" in question
+    question = admin_client.get(f"{BASE}/{webhook.id}/reset-secret", headers=HTMX)
+    assert text_of(select_one(question, "dialog h2")) == "Reset secret?"
     with app.app_context():
         assert decrypt_secret(db.session.get(Webhook, webhook.id).secret_encrypted) == first
     body = admin_client.post(
         f"{BASE}/{webhook.id}/reset-secret", data={"csrf_token": admin_client.csrf_token}, headers=HTMX
-    ).get_data(as_text=True)
-    second = SECRET_FIELD.search(body).group(1)
-    assert second != first and "old secret no longer works" in body
+    )
+    second = secret_shown(body)
+    assert second != first and "old secret no longer works" in text_of(body)
     with app.app_context():
         assert decrypt_secret(db.session.get(Webhook, webhook.id).secret_encrypted) == second
 
@@ -237,9 +260,9 @@ def test_secret_dialog_shows_the_standard_webhooks_form(admin_client):
     """The secret is also shown as whsec_ + base64 of its bytes for Standard Webhooks libraries."""
     import base64
 
-    body = create(admin_client).get_data(as_text=True)
-    secret = SECRET_FIELD.search(body).group(1)
-    assert "whsec_" + base64.b64encode(secret.encode()).decode() in body
+    body = create(admin_client)
+    whsec = "whsec_" + base64.b64encode(secret_shown(body).encode()).decode()
+    assert select_one(body, "input#webhook-secret-whsec")["value"] == whsec
 
 
 def test_missing_webhook_is_a_404_with_a_message(admin_client):
@@ -256,13 +279,13 @@ def test_non_htmx_forms_work_without_javascript(app, admin_client):
         data={"name": "Plain", "url": "https://hooks.example.com/", "events": ["asset.delete"],
               "enabled": "y", "csrf_token": admin_client.csrf_token},
     )
-    assert response.status_code == 201 and "<!doctype html>" in response.get_data(as_text=True)
+    assert response.status_code == 201 and is_full_page(response)
     webhook = only_webhook(app)
     toggled = admin_client.post(
         f"{BASE}/{webhook.id}/toggle", data={"enabled": "0", "csrf_token": admin_client.csrf_token}
     )
     assert toggled.status_code == 302
-    assert "disabled." in admin_client.get(BASE).get_data(as_text=True)
+    assert "disabled." in text_of(select_one(admin_client.get(BASE), "#flash-region"))
     deleted = admin_client.post(f"{BASE}/{webhook.id}/delete", data={"csrf_token": admin_client.csrf_token})
     assert deleted.status_code == 302
 
@@ -271,34 +294,33 @@ def test_redis_unavailable_shows_an_alert_and_management_keeps_working(app, admi
     """With Redis down the page warns that messages are not processed, logs it, and webhooks can still be added."""
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     try:
-        page = admin_client.get(BASE).get_data(as_text=True)
-        assert "Redis unavailable." in page and "not being processed" in page
+        alert = text_of(select_one(admin_client.get(BASE), "#redis-alert [role=alert]"))
+        assert "Redis unavailable." in alert and "not being processed" in alert
         assert "Redis unavailable" in caplog.text
         create(admin_client)
         assert only_webhook(app).name == "Asset sync"
-        poll = admin_client.get(f"{BASE}/redis-status", headers=HTMX).get_data(as_text=True)
-        assert "Redis unavailable." in poll
+        poll = admin_client.get(f"{BASE}/redis-status", headers=HTMX)
+        assert root(poll)["id"] == "redis-alert" and "Redis unavailable." in text_of(poll)
     finally:
         app.config["REDIS_URL"] = redis_url
 
 
 def test_no_redis_alert_when_redis_answers(admin_client):
     """With Redis answering there is no alert, and the polled fragment is empty."""
-    page = admin_client.get(BASE).get_data(as_text=True)
-    assert "Redis unavailable." not in page
-    poll = admin_client.get(f"{BASE}/redis-status", headers=HTMX).get_data(as_text=True)
-    assert poll.lstrip().startswith('<div id="redis-alert"') and "alert-error" not in poll
+    assert text_of(select_one(admin_client.get(BASE), "#redis-alert")) == ""
+    poll = admin_client.get(f"{BASE}/redis-status", headers=HTMX)
+    assert root(poll)["id"] == "redis-alert" and text_of(poll) == "" and not root(poll).select(".alert")
 
 
-def live_poll_url(page: str) -> str:
-    return re.search(r'id="webhooks-live"[^>]*?hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+def live_poll_url(response) -> str:
+    return select_one(response, "#webhooks-live")["hx-get"]
 
 
 def test_live_poll_answers_204_until_something_changes(app, admin_client):
     """The open Webhooks page's poll costs a 204 while nothing changed; an automatic disable redraws the table."""
     create(admin_client)
     webhook = only_webhook(app)
-    poll = live_poll_url(admin_client.get(BASE).get_data(as_text=True))
+    poll = live_poll_url(admin_client.get(BASE))
     quiet = admin_client.get(poll, headers=HTMX)
     assert quiet.status_code == 204 and quiet.get_data() == b""
     with app.app_context():
@@ -306,23 +328,26 @@ def test_live_poll_answers_204_until_something_changes(app, admin_client):
         stored.enabled = False
         stored.disabled_reason = "All 6 delivery attempts of a message failed."
         db.session.commit()
-    update = admin_client.get(poll, headers=HTMX).get_data(as_text=True)
-    assert 'id="webhooks-table" class="panel table-panel" hx-swap-oob="true"' in update
-    assert 'aria-checked="false"' in update and "Disabled automatically" in update
+    update = admin_client.get(poll, headers=HTMX)
+    table = select_one(update, "#webhooks-table")
+    assert table["hx-swap-oob"] == "true" and select_one(table, "[role=switch]")["aria-checked"] == "false"
+    assert "Disabled automatically" in text_of(table)
     assert admin_client.get(live_poll_url(update), headers=HTMX).status_code == 204
 
 
 def test_live_poll_shows_and_clears_the_redis_alert(app, admin_client, redis_url):
     """When Redis stops answering the poll brings the alert; when it answers again the alert clears."""
-    poll = live_poll_url(admin_client.get(BASE).get_data(as_text=True))
+    poll = live_poll_url(admin_client.get(BASE))
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     try:
-        down = admin_client.get(poll, headers=HTMX).get_data(as_text=True)
-        assert '<div id="redis-alert" hx-swap-oob="true">' in down and "Redis unavailable." in down
+        down = parse(admin_client.get(poll, headers=HTMX))
+        alert = select_one(down, "#redis-alert")
+        assert alert["hx-swap-oob"] == "true" and "Redis unavailable." in text_of(alert)
     finally:
         app.config["REDIS_URL"] = redis_url
-    up = admin_client.get(live_poll_url(down), headers=HTMX).get_data(as_text=True)
-    assert '<div id="redis-alert" hx-swap-oob="true">' in up and "Redis unavailable." not in up
+    up = admin_client.get(live_poll_url(down), headers=HTMX)
+    alert = select_one(up, "#redis-alert")
+    assert alert["hx-swap-oob"] == "true" and text_of(alert) == ""
 
 
 def test_an_id_no_webhook_can_have_is_a_404(admin_client):
@@ -341,5 +366,5 @@ def test_text_with_a_nul_character_is_refused_with_a_message(app, admin_client):
         "name": "bad\x00name", "url": "https://hooks.example.com/x", "events": ["asset.create"],
         "csrf_token": admin_client.csrf_token})
     assert response.status_code == 400
-    assert "“name” contains a NUL character" in response.get_data(as_text=True)
+    assert "“name” contains a NUL character" in text_of(response)
     assert only_webhook(app) is None

@@ -5,6 +5,7 @@ import re
 import time
 
 from conftest import DeliveryProcesses, delivery_environment, wait_for
+from markup import is_full_page, named, parse, root, select_all, select_one, text_of
 from sqlalchemy import select
 
 from webhooks_app.extensions import db
@@ -12,7 +13,13 @@ from webhooks_app.models import Attempt, Message, MessageStatus, Webhook
 
 BASE = "/system/integrations/api/webhooks"
 HTMX = {"HX-Request": "true"}
-POLL_URL = re.compile(r'hx-get="(/system/integrations/api/webhooks/\d+/test/\d+)" hx-trigger="every 500ms"')
+
+
+def poll_url(body) -> str:
+    """The result URL the pending answer polls every 500 ms (and links to without JavaScript)."""
+    poller = select_one(body, "[data-test-message]")
+    assert poller["hx-trigger"] == "every 500ms"
+    return poller["hx-get"]
 
 
 def create(admin_client, url: str) -> tuple[int, str]:
@@ -21,27 +28,27 @@ def create(admin_client, url: str) -> tuple[int, str]:
         data={"name": "Receiver", "url": url, "events": ["asset.create"], "enabled": "y",
               "csrf_token": admin_client.csrf_token},
     )
-    body = response.get_data(as_text=True)
-    webhook_id = int(re.search(r'/webhooks/(\d+)/test"', body).group(1))
+    body = parse(response)
+    webhook_id = int(re.fullmatch(rf"{BASE}/(\d+)/test", select_one(body, "dialog form[action$='/test']")["action"])[1])
     return webhook_id, body
 
 
-def press_test(admin_client, webhook_id: int, in_secret_dialog: bool = True) -> str:
+def press_test(admin_client, webhook_id: int, in_secret_dialog: bool = True):
     """Press Test as the page does (the secret dialog targets its result area, the row menu the dialog host)."""
     target = f"test-result-{webhook_id}" if in_secret_dialog else "dialog-host"
     response = admin_client.post(f"{BASE}/{webhook_id}/test", data={"csrf_token": admin_client.csrf_token},
                                  headers={**HTMX, "HX-Target": target})
     assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_data(as_text=True)
+    return parse(response)
 
 
-def poll_until_answered(admin_client, body: str, timeout: float = 30) -> str:
+def poll_until_answered(admin_client, body, timeout: float = 30):
     """Poll the result URL the answer carries, as htmx does every 500 ms, until it is more than 204."""
-    url = POLL_URL.search(body).group(1)
+    url = poll_url(body)
 
     def answered():
         response = admin_client.get(url, headers={**HTMX, "HX-Target": f"test-result-{url.split('/')[-3]}"})
-        return response.get_data(as_text=True) if response.status_code != 204 else None
+        return parse(response) if response.status_code != 204 else None
 
     return wait_for(answered, timeout=timeout, message="the test message's answer")
 
@@ -56,7 +63,8 @@ def only_message(app) -> Message:
 def test_create_dialog_offers_test_and_done(admin_client, receiver):
     """After Create, the secret dialog has a Test button next to Done."""
     _, body = create(admin_client, receiver.url("/ok"))
-    assert ">Test</button>" in body and ">Done</a>" in body
+    dialog = select_one(body, "dialog#webhook-secret-dialog")
+    assert named(dialog, "button", "Test")["type"] == "submit" and named(dialog, "a", "Done")
 
 
 def test_test_is_sent_by_the_worker_and_its_answer_shown(app, admin_client, receiver, delivery_processes):
@@ -64,10 +72,10 @@ def test_test_is_sent_by_the_worker_and_its_answer_shown(app, admin_client, rece
     shows the endpoint's status code and time; the message is logged Sent."""
     webhook_id, _ = create(admin_client, receiver.url("/ok"))
     body = press_test(admin_client, webhook_id)
-    assert f'id="test-result-{webhook_id}"' in body and "Sending…" in body
+    assert root(body)["id"] == f"test-result-{webhook_id}" and "Sending…" in text_of(body)
     result = poll_until_answered(admin_client, body)
-    assert re.search(r"answered HTTP 204 in \d+ ms", result)
-    assert "hx-get" not in result  # the result replaces the poller: polling stops
+    assert re.search(r"answered HTTP 204 in \d+ ms", text_of(result))
+    assert select_all(result, "[hx-get]") == []  # the result replaces the poller: polling stops
     (delivery,) = receiver.received
     payload = delivery.json()
     assert payload["event"]["systemEventType"] == "WEBHOOK_TEST"
@@ -82,10 +90,11 @@ def test_failed_test_shows_the_error_escaped_and_does_not_count_toward_disabling
     row; the message fails once without retries and the webhook stays enabled."""
     webhook_id, _ = create(admin_client, receiver.url("/hostile"))
     body = press_test(admin_client, webhook_id, in_secret_dialog=False)
-    assert '<dialog id="webhook-test-dialog"' in body
+    assert (root(body).name, root(body)["id"]) == ("dialog", "webhook-test-dialog")
     result = poll_until_answered(admin_client, body)
-    assert "answered HTTP 500" in result and "does not count toward disabling" in result
-    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in result and "<script>alert" not in result
+    assert "answered HTTP 500" in text_of(result) and "does not count toward disabling" in text_of(result)
+    assert select_one(result, "pre.response-excerpt").get_text().startswith("<script>alert('owned')</script>y")
+    assert select_all(result, "script") == []
     with app.app_context():
         message = db.session.scalars(select(Message)).one()
         assert message.status == MessageStatus.FAILED and message.next_attempt_at is None
@@ -101,7 +110,7 @@ def test_a_hanging_endpoint_does_not_hold_the_web_request(app, admin_client, sil
     body = press_test(admin_client, webhook_id)
     assert time.monotonic() - started < 1.0
     assert only_message(app).status == MessageStatus.QUEUED
-    result = poll_until_answered(admin_client, body)
+    result = text_of(poll_until_answered(admin_client, body))
     assert "Not delivered." in result and "Timed out" in result
 
 
@@ -112,16 +121,16 @@ def test_while_redis_is_down_the_test_waits_in_the_queue_and_is_sent_when_it_ret
     webhook_id, _ = create(admin_client, receiver.url("/ok"))
     fresh_redis.stop()
     body = press_test(admin_client, webhook_id)
-    assert "Redis unavailable." in body and "waits in the queue" in body
+    assert "Redis unavailable." in text_of(body) and "waits in the queue" in text_of(body)
     assert only_message(app).status == MessageStatus.QUEUED
-    assert admin_client.get(POLL_URL.search(body).group(1), headers=HTMX).status_code == 204
+    assert admin_client.get(poll_url(body), headers=HTMX).status_code == 204
     fresh_redis.start()
     processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates))
     try:
         result = poll_until_answered(admin_client, body, timeout=45)
     finally:
         processes.stop()
-    assert re.search(r"answered HTTP 204 in \d+ ms", result)
+    assert re.search(r"answered HTTP 204 in \d+ ms", text_of(result))
     assert len(receiver.received) == 1
 
 
@@ -129,10 +138,10 @@ def test_the_result_page_works_without_javascript(app, admin_client, receiver, d
     """Without HTMX the Test form answers a page, and the result URL is a page too (pending or answered)."""
     webhook_id, _ = create(admin_client, receiver.url("/ok"))
     page = admin_client.post(f"{BASE}/{webhook_id}/test", data={"csrf_token": admin_client.csrf_token})
-    body = page.get_data(as_text=True)
-    assert page.status_code == 200 and "<html" in body and "Check for the answer" in body
-    url = POLL_URL.search(body).group(1)
-    answered = wait_for(lambda: "answered HTTP 204" in admin_client.get(url).get_data(as_text=True), timeout=30,
+    assert page.status_code == 200 and is_full_page(page)
+    url = poll_url(page)
+    assert named(page, "a", "Check for the answer")["href"] == url
+    answered = wait_for(lambda: "answered HTTP 204" in text_of(admin_client.get(url)), timeout=30,
                         message="the result page to show the answer")
     assert answered
 
@@ -142,7 +151,7 @@ def test_the_result_of_another_webhooks_message_is_404(app, admin_client, receiv
     first, _ = create(admin_client, receiver.url("/ok"))
     second, _ = create(admin_client, receiver.url("/ok"))
     body = press_test(admin_client, first)
-    message_id = POLL_URL.search(body).group(1).rsplit("/", 1)[1]
+    message_id = poll_url(body).rsplit("/", 1)[1]
     assert admin_client.get(f"{BASE}/{second}/test/{message_id}", headers=HTMX).status_code == 404
     assert admin_client.get(f"{BASE}/{first}/test/2147483647", headers=HTMX).status_code == 404
 

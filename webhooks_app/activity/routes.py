@@ -3,7 +3,8 @@
 import json
 from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, request, url_for
+from jinja2_fragments.flask import render_block, render_blocks
 from markupsafe import Markup
 
 from ..auth.routes import admin_area
@@ -15,9 +16,9 @@ from .forms import LogQueryForm, PollForm
 
 bp = Blueprint("activity", __name__, url_prefix="/system/integrations/api")
 admin_area(bp)
+PAGE = "activity/log.html"
 CLOCK_MARGIN = timedelta(seconds=5)
 TIME_ELEMENT = Markup('<time datetime="{}Z" title="{} UTC" data-local>{} UTC</time>')
-
 
 
 def _webhook_or_404(webhook_id: int):
@@ -43,6 +44,7 @@ def _log_context(webhook, form: LogQueryForm) -> dict:
                              oldest=bool(form.oldest.data))
     return {
         "webhook": webhook,
+        "webhook_id": webhook_id,
         "form": form,
         "status_filter": status or "",
         "page": page,
@@ -74,14 +76,14 @@ def webhook_log(webhook_id: int):
     """A webhook's messages, newest first, with the Status filter, summary and live statuses."""
     webhook = _webhook_or_404(webhook_id)
     context = _log_context(webhook, _read_query(LogQueryForm))
-    return render_page_or_fragment("activity/log.html", "activity/_log.html", **context)
+    return render_page_or_fragment(PAGE, "log", **context)
 
 
 @bp.get("/activity")
 def all_activity():
     """Messages of every webhook, for seeing everything failing at once."""
     context = _log_context(None, _read_query(LogQueryForm))
-    return render_page_or_fragment("activity/log.html", "activity/_log.html", **context)
+    return render_page_or_fragment(PAGE, "log", **context)
 
 
 @bp.get("/activity/messages/<id:message_id>")
@@ -91,9 +93,9 @@ def message_details(message_id: int):
     if message is None:
         abort(404, f"Message {message_id} is no longer in the log.")
     columns = request.args.get("columns", default=4, type=int)
-    return render_template("activity/_details.html", message=message, payload=activity.payload_as_sent(message),
-                           labels=MessageStatus.LABELS, error_labels=activity.ERROR_LABELS,
-                           columns=min(max(columns, 1), 8), now=utcnow())
+    return render_block(PAGE, "details", message=message, payload=activity.payload_as_sent(message),
+                        labels=MessageStatus.LABELS, error_labels=activity.ERROR_LABELS,
+                        columns=min(max(columns, 1), 8), now=utcnow())
 
 
 @bp.app_template_filter("local_time")
@@ -135,9 +137,10 @@ def poll():
         "since": (now - CLOCK_MARGIN).isoformat(),
         "live": form.live.data or "",
     }
-    return render_template("activity/_poll_update.html", changes=changes, poll=state, webhook_id=webhook_id,
-                           status_filter=form.status.data or "", show_webhook=webhook_id is None,
-                           labels=MessageStatus.LABELS, webhook_names={} if webhook_id else webhook_names())
+    return render_blocks(PAGE, ["poll_rows", "poller"], oob=True, changes=changes, poll=state, webhook_id=webhook_id,
+                         status_filter=form.status.data or "", show_webhook=webhook_id is None,
+                         was_empty=not form.newest.data, labels=MessageStatus.LABELS,
+                         webhook_names={} if webhook_id else webhook_names())
 
 
 @bp.app_template_global()

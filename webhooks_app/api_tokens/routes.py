@@ -1,10 +1,10 @@
 """The API tokens page: tokens that let a system post events to /api/v1/events."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, url_for
 
 from ..auth.routes import admin_area
 from ..extensions import db
-from ..htmx import is_htmx_request, render_page_or_fragment
+from ..htmx import is_htmx_request, render_out_of_band, render_page_or_fragment
 from ..models import ApiToken
 from ..services import api_tokens as token_service
 from ..webhooks.forms import ConfirmForm
@@ -12,7 +12,7 @@ from .forms import ApiTokenForm
 
 bp = Blueprint("api_tokens", __name__, url_prefix="/system/integrations/api/tokens")
 admin_area(bp)
-
+PAGE = "api_tokens/index.html"
 
 
 @bp.route("", methods=["GET", "POST"])
@@ -28,10 +28,8 @@ def index():
         status = 201
     elif form.is_submitted():
         status = 422
-    return render_page_or_fragment(
-        "api_tokens/index.html", "api_tokens/_tokens.html", status=status,
-        form=form, tokens=token_service.list_api_tokens(), new_token=new_token,
-    )
+    return render_page_or_fragment(PAGE, "tokens", status=status, form=form, tokens=token_service.list_api_tokens(),
+                                   new_token=new_token)
 
 
 @bp.route("/<id:token_id>/revoke", methods=["GET", "POST"])
@@ -41,18 +39,16 @@ def revoke(token_id: int):
     if token is None:
         abort(404, f"API token {token_id} does not exist.")
     form = ConfirmForm()
-    if form.is_submitted() and not form.validate():
-        abort(400, "The revoke request was not understood.")
     if not form.is_submitted():
-        return render_page_or_fragment("api_tokens/revoke.html", "api_tokens/_revoke_dialog.html", form=form,
-                                       token=token)
+        return render_page_or_fragment("api_tokens/revoke.html", "content", token=token)
+    if not form.validate():
+        abort(400, "The revoke request was not understood.")
     row = token_service.revoke_api_token(token_id)
     db.session.commit()
-    message = f"API token “{row.name}” revoked."
+    flash(f"API token “{row.name}” revoked.", "success")
     if is_htmx_request():
-        return render_template("api_tokens/_revoked.html", message=message, form=ApiTokenForm(formdata=None),
-                               tokens=token_service.list_api_tokens(), new_token=None)
-    flash(message, "success")
+        return render_out_of_band(PAGE, ["tokens"], form=ApiTokenForm(formdata=None),
+                                  tokens=token_service.list_api_tokens())
     return redirect(url_for("api_tokens.index"))
 
 

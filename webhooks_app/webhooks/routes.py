@@ -1,12 +1,13 @@
 """The Webhooks page (System › Integrations › API › Webhooks) and its dialogs."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
+from jinja2_fragments.flask import render_block, render_blocks
 
 from ..auth.routes import admin_area
 from ..events import EVENT_TYPES
 from ..extensions import db
-from ..htmx import is_htmx_request, render_page_or_fragment
+from ..htmx import is_htmx_request, render_out_of_band, render_page_or_fragment
 from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
 from ..services import webhooks as webhook_service
@@ -17,7 +18,7 @@ from .forms import ConfirmForm, EnabledForm, WebhookForm
 
 bp = Blueprint("webhooks", __name__, url_prefix="/system/integrations/api/webhooks")
 admin_area(bp)
-
+PAGE = "webhooks/index.html"
 
 
 @bp.context_processor
@@ -33,46 +34,40 @@ def load_webhook_or_404(webhook_id: int):
 
 
 def dialog_done(message: str):
-    """Close the dialog and refresh the table for HTMX, or go back to the page otherwise."""
-    if is_htmx_request():
-        return render_template(
-            "webhooks/_dialog_closed.html", webhooks=webhook_service.list_webhooks(), message=message
-        )
+    """Close the dialog with a message: for HTMX the table and message swapped out of band, else the page."""
     flash(message, "success")
+    if is_htmx_request():
+        return render_out_of_band(PAGE, ["table"], webhooks=webhook_service.list_webhooks())
     return redirect(url_for("webhooks.index"))
 
 
 def show_secret(webhook, secret: str, heading: str, status: int = 200):
-    """Render the one and only showing of a webhook secret."""
-    return render_page_or_fragment(
-        "webhooks/secret.html",
-        "webhooks/_secret_dialog.html",
-        status=status,
-        webhook=webhook,
-        secret=secret,
-        whsec_secret=whsec_form(secret),
-        heading=heading,
-        webhooks=webhook_service.list_webhooks() if is_htmx_request() else None,
-    )
+    """Render the one and only showing of a webhook secret; for HTMX with the table redrawn out of band."""
+    context = {"webhook": webhook, "secret": secret, "whsec_secret": whsec_form(secret), "heading": heading}
+    dialog, status = render_page_or_fragment("webhooks/secret.html", "content", status=status, **context)
+    if is_htmx_request():
+        dialog += render_block(PAGE, "table", oob=True, webhooks=webhook_service.list_webhooks())
+    return dialog, status
+
+
+def form_dialog(form: WebhookForm, webhook=None):
+    """The Add or Edit dialog; 422 with the errors beside their fields when a submitted form was refused."""
+    return render_page_or_fragment("webhooks/form.html", "content", status=422 if form.is_submitted() else 200,
+                                   form=form, webhook=webhook)
 
 
 @bp.get("")
 def index():
     """List webhooks with their status toggles."""
     redis_available = redis_is_available()
-    return render_page_or_fragment(
-        "webhooks/index.html",
-        "webhooks/_table.html",
-        webhooks=webhook_service.list_webhooks(),
-        redis_available=redis_available,
-        live=live_state(redis_available),
-    )
+    return render_page_or_fragment(PAGE, "table", webhooks=webhook_service.list_webhooks(),
+                                   redis_available=redis_available, live=live_state(redis_available))
 
 
 @bp.get("/redis-status")
 def redis_status():
     """The Redis-unavailable alert on its own."""
-    return render_template("webhooks/_redis_alert.html", redis_available=redis_is_available())
+    return render_block(PAGE, "redis_alert", redis_available=redis_is_available())
 
 
 def live_state(redis_available: bool) -> str:
@@ -87,8 +82,8 @@ def live():
     state = live_state(redis_available)
     if request.args.get("state") == state:
         return "", 204
-    return render_template("webhooks/_live_update.html", webhooks=webhook_service.list_webhooks(),
-                           redis_available=redis_available, live=state)
+    return render_blocks(PAGE, ["table", "redis_alert", "live_poller"], oob=True,
+                         webhooks=webhook_service.list_webhooks(), redis_available=redis_available, live=state)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -99,13 +94,7 @@ def create():
         webhook, secret = webhook_service.create_webhook(form.to_fields())
         db.session.commit()
         return show_secret(webhook, secret, heading="Webhook created", status=201)
-    return render_page_or_fragment(
-        "webhooks/form.html",
-        "webhooks/_form_dialog.html",
-        status=422 if form.is_submitted() else 200,
-        form=form,
-        webhook=None,
-    )
+    return form_dialog(form)
 
 
 @bp.route("/<id:webhook_id>/edit", methods=["GET", "POST"])
@@ -117,13 +106,7 @@ def edit(webhook_id: int):
         webhook_service.update_webhook(webhook_id, form.to_fields())
         db.session.commit()
         return dialog_done(f"Webhook “{form.name.data}” saved.")
-    return render_page_or_fragment(
-        "webhooks/form.html",
-        "webhooks/_form_dialog.html",
-        status=422 if form.is_submitted() else 200,
-        form=form,
-        webhook=webhook,
-    )
+    return form_dialog(form, webhook)
 
 
 @bp.post("/<id:webhook_id>/toggle")
@@ -136,7 +119,7 @@ def toggle(webhook_id: int):
     webhook = webhook_service.set_webhook_enabled(webhook_id, form.enabled.data)
     db.session.commit()
     if is_htmx_request():
-        return render_template("webhooks/_row.html", webhook=webhook)
+        return render_block(PAGE, "row", webhook=webhook)
     flash(f"Webhook “{webhook.name}” {'enabled' if webhook.enabled else 'disabled'}.", "success")
     return redirect(url_for("webhooks.index"))
 
@@ -145,29 +128,23 @@ def toggle(webhook_id: int):
 def delete(webhook_id: int):
     """Ask for confirmation, then delete a webhook."""
     webhook = load_webhook_or_404(webhook_id)
-    form = ConfirmForm()
-    if form.validate_on_submit():
+    if ConfirmForm().validate_on_submit():
         name = webhook.name
         webhook_service.delete_webhook(webhook_id)
         db.session.commit()
         return dialog_done(f"Webhook “{name}” deleted.")
-    return render_page_or_fragment(
-        "webhooks/delete.html", "webhooks/_delete_dialog.html", form=form, webhook=webhook
-    )
+    return render_page_or_fragment("webhooks/delete.html", "content", webhook=webhook)
 
 
 @bp.route("/<id:webhook_id>/reset-secret", methods=["GET", "POST"])
 def reset_secret(webhook_id: int):
     """Ask for confirmation, then replace a webhook's secret and show the new one once."""
     webhook = load_webhook_or_404(webhook_id)
-    form = ConfirmForm()
-    if form.validate_on_submit():
+    if ConfirmForm().validate_on_submit():
         secret = webhook_service.reset_webhook_secret(webhook_id)
         db.session.commit()
         return show_secret(webhook, secret, heading="New secret")
-    return render_page_or_fragment(
-        "webhooks/reset_secret.html", "webhooks/_reset_secret_dialog.html", form=form, webhook=webhook
-    )
+    return render_page_or_fragment("webhooks/reset_secret.html", "content", webhook=webhook)
 
 
 @bp.post("/<id:webhook_id>/test")
@@ -198,8 +175,8 @@ def test_result(webhook_id: int, message_id: int):
 
 
 def render_test(webhook, outcome, queued: bool):
-    """The result area alone for the secret dialog's Test button, else the Test dialog (or page)."""
+    """The result area alone for the secret dialog's Test button and the result's poll, else the Test dialog."""
     context = {"webhook": webhook, "outcome": outcome, "queued": queued, "error_labels": ERROR_LABELS}
     if is_htmx_request() and request.headers.get("HX-Target", "").startswith("test-result"):
-        return render_template("webhooks/_test_result.html", **context)
-    return render_page_or_fragment("webhooks/test.html", "webhooks/_test_dialog.html", **context)
+        return render_block("webhooks/test.html", "result", **context)
+    return render_page_or_fragment("webhooks/test.html", "content", **context)

@@ -1,0 +1,42 @@
+"""What the browser tests share: a fresh Chromium context per test on the live server, and signing in."""
+
+import re
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
+
+WAIT_MS = 5_000  # actions and expect() assertions, unless a test says otherwise
+
+
+@pytest.fixture
+def page(browser: Browser, live_server):
+    """A fresh browser context on the live server (clipboard allowed); fails the test on any uncaught JavaScript
+    error."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    context.set_default_timeout(WAIT_MS)
+    tab = context.new_page()
+    js_errors: list[str] = []
+    tab.on("pageerror", lambda error: js_errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not js_errors, f"uncaught JavaScript errors: {js_errors}"
+
+
+@pytest.fixture
+def sign_in(app, page: Page):
+    """A function that opens a path as a new administrator: the sign-in form comes first, then the page itself."""
+
+    def sign_in_to(path: str) -> Page:
+        make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+        page.goto(path)
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.get_by_label("Email").fill(ADMIN_EMAIL)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(re.compile(re.escape(path) + r"$"))
+        return page
+
+    return sign_in_to
