@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
+# Tests run in parallel processes (pytest-xdist), a test file per process at a time; TEST_WORKERS=0 runs them in one.
+TEST_WORKERS ?= 4
 
 .PHONY: run test lint clean
 
@@ -17,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/python bin/with_redis.py -- bin/run-local
 
 test: $(STAMP)
-	$(BIN)/python bin/with_redis.py -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python bin/with_redis.py -- $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

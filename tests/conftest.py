@@ -8,13 +8,18 @@ import threading
 from pathlib import Path
 
 import pytest
+from databases import suite_postgres_url
 from processes import project_environment, scheduler, worker
 from servers import Receiver, RedisServer, SilentServer, make_certificates, wait_for
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
-# setdefault keeps one folder even when conftest is also imported as a plain module.
-_INSTANCE = os.environ.setdefault("WEBHOOKS_INSTANCE_PATH", tempfile.mkdtemp(prefix="webhooks-tests-"))
+# One instance folder per process (each xdist worker gets its own), kept when conftest is also imported as a
+# plain module in the same process.
+if os.environ.get("WEBHOOKS_TESTS_INSTANCE_OWNER") != str(os.getpid()):
+    os.environ["WEBHOOKS_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="webhooks-tests-")
+    os.environ["WEBHOOKS_TESTS_INSTANCE_OWNER"] = str(os.getpid())
+_INSTANCE = os.environ["WEBHOOKS_INSTANCE_PATH"]
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
 from webhooks_app import create_app  # noqa: E402
@@ -27,8 +32,11 @@ CSRF_IN_BODY = re.compile(r'"X-CSRFToken": "([^"]+)"')
 
 
 def database_url() -> str:
-    """TEST_DATABASE_URL when given (PostgreSQL in CI), else a SQLite file of this run."""
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{Path(_INSTANCE) / 'test.sqlite3'}"
+    """TEST_DATABASE_URL when given (PostgreSQL in CI: one database per xdist worker), else a SQLite file."""
+    given = os.environ.get("TEST_DATABASE_URL", "")
+    if given.startswith(("postgres://", "postgresql")):
+        return suite_postgres_url()
+    return given or f"sqlite:///{Path(_INSTANCE) / 'test.sqlite3'}"
 
 
 def free_port() -> int:

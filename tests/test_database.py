@@ -1,17 +1,16 @@
 """The database layer: migrations match the models, concurrent writers wait, dead idle connections are replaced."""
 
-import os
 import threading
 import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from databases import suite_postgres_url
 from servers import wait_for
 from sqlalchemy import create_engine, exc, func, select, text
 from sqlalchemy.pool import NullPool
 
-from webhooks_app.config import normalize_database_url
 from webhooks_app.database import ping_idle_connections
 from webhooks_app.extensions import db
 from webhooks_app.models import Event, Webhook
@@ -76,10 +75,8 @@ def test_concurrent_read_then_write_transactions_all_succeed(app):
         assert db.session.scalar(select(func.count()).select_from(Webhook)) == 8
 
 
-# The suite's PostgreSQL database when it runs on one, else TEST_POSTGRES_URL, else CI's `test`.
-POSTGRES_URL = normalize_database_url(
-    os.environ["TEST_DATABASE_URL"] if os.environ.get("TEST_DATABASE_URL", "").startswith("postgres")
-    else os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+# The suite's PostgreSQL database when it runs on one, else TEST_POSTGRES_URL, else CI's `test` (per xdist worker).
+POSTGRES_URL = suite_postgres_url()
 
 
 def _terminate_pooled_backend(engine) -> int:

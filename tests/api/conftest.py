@@ -5,25 +5,16 @@ do uses the suite's app in the PostgreSQL run and a second app on PostgreSQL in 
 other way round for SQLite's write lock), so it runs in both and fails, never skips, without PostgreSQL.
 """
 
-import os
 import threading
 
 import pytest
 from conftest import free_port
+from databases import suite_postgres_url
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from webhooks_app import create_app
-from webhooks_app.config import normalize_database_url
 from webhooks_app.extensions import db, task_queue
-
-
-def postgres_url() -> str:
-    """TEST_DATABASE_URL when it is PostgreSQL, else TEST_POSTGRES_URL, else CI's database `test`."""
-    suite_url = os.environ.get("TEST_DATABASE_URL", "")
-    if suite_url.startswith(("postgres://", "postgresql")):
-        return normalize_database_url(suite_url)
-    return normalize_database_url(os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
 
 
 def other_app(session_app, database_uri: str, migrated: bool = True):
@@ -58,11 +49,11 @@ def dialect_of(application) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_session_app(app):
-    """The suite's app when it runs on PostgreSQL, else one on postgres_url()."""
+    """The suite's app when it runs on PostgreSQL, else one on databases.suite_postgres_url()."""
     if dialect_of(app) == "postgresql":
         yield app
         return
-    application = other_app(app, postgres_url())
+    application = other_app(app, suite_postgres_url())
     yield application
     with application.app_context():
         db.engine.dispose()

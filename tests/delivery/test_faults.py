@@ -6,6 +6,7 @@ from collections import Counter
 
 import psycopg
 import pytest
+from databases import create_database_if_missing, faults_postgres_url
 from processes import project_environment
 from servers import wait_for
 from sqlalchemy import select, text
@@ -15,17 +16,10 @@ from webhooks_app.models import Message, MessageStatus
 
 # This test needs PostgreSQL in both passes of the suite (SQLite's has no backends to terminate): it uses a
 # database of its own, whatever TEST_DATABASE_URL is.
-FAULTS_DATABASE_URL = os.environ.get("TEST_FAULTS_DATABASE_URL",
-                                     "postgresql://postgres@127.0.0.1:5432/webhooks_test_faults")
+FAULTS_DATABASE_URL = faults_postgres_url()
 WORKER_APPLICATION_NAME = "webhooks-test-worker"
 EVENTS = 60
 
-
-def create_database_if_missing(url: str) -> None:
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
-        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-            admin.execute(f'CREATE DATABASE "{name}"')
 
 
 @pytest.fixture(scope="module")
