@@ -15,7 +15,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-for _path in (str(BENCH), str(ROOT), str(ROOT / "tests")):
+for _path in (str(BENCH), str(ROOT), str(ROOT / "tests"), str(ROOT / "bin")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 

@@ -19,9 +19,9 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-sys.path.insert(0, str(ROOT / "tests"))  # tests/servers.py: RedisServer (a private redis-server on a free port)
+sys.path.insert(0, str(ROOT / "bin"))  # bin/with_redis.py: RedisServer (a private redis-server on a free port)
 
-from servers import RedisServer  # noqa: E402
+from with_redis import RedisServer  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench_delivery"
 BENCH_SECRET_KEY = "bench-delivery-secret-key-not-for-production"

