@@ -109,3 +109,25 @@ def test_disable_estimate_follows_the_ladder(app, app_context):
         assert disable_estimate(webhook_id) == due + timedelta(hours=36)
     finally:
         app.config["WEBHOOKS_RETRY_DELAYS"] = ladder
+
+
+def test_a_streak_shows_in_metrics_and_re_enabling_starts_afresh(app, app_context, client, fresh_redis):
+    """/metrics counts enabled webhooks in a failure streak (webhooks_failing); enabling a disabled webhook again
+    clears its streak and warning, so failures after the fix are a new streak with a warning of their own."""
+    from webhooks_app.services.webhooks import set_webhook_enabled
+
+    app.config["WEBHOOKS_METRICS_PUBLIC"] = True
+    try:
+        webhook_id, (message_id,) = webhook_with_messages(1)
+        for number in (1, 2, 3):
+            record_batch([attempt(message_id, number, FAILED)])
+        assert "webhooks_failing 1.0" in client.get("/metrics").get_data(as_text=True)
+        set_webhook_enabled(webhook_id, False)
+        db.session.commit()
+        assert "webhooks_failing 0.0" in client.get("/metrics").get_data(as_text=True)
+        set_webhook_enabled(webhook_id, True)
+        db.session.commit()
+        webhook = db.session.get(Webhook, webhook_id)
+        assert (webhook.failure_streak_started_at, webhook.warned_at) == (None, None)
+    finally:
+        app.config["WEBHOOKS_METRICS_PUBLIC"] = False
