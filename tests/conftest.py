@@ -11,6 +11,7 @@ import pytest
 from databases import suite_postgres_url
 from processes import project_environment, scheduler, worker
 from servers import Receiver, SilentServer, make_certificates, wait_for
+from smtp_servers import SmtpServer
 from sqlalchemy import text
 from werkzeug.serving import make_server
 from with_redis import RedisServer
@@ -249,6 +250,21 @@ def delivery_processes(app, fresh_redis, certificates):
     processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates))
     yield processes
     processes.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd, plain SMTP) on 127.0.0.1 that records the email it accepts."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def mail_environment(smtp_url: str, certificates, **overrides) -> dict[str, str]:
+    """Settings that email notifications through `smtp_url`, retrying a failed email after half a second."""
+    return {"MAIL_URL": smtp_url, "MAIL_FROM": "webhooks@example.com", "MAIL_RETRY_SECONDS": "0.5",
+            "MAIL_CA_BUNDLE": certificates.ca_path, "WEBHOOKS_NOTIFY_EMAILS": "ops@example.com",
+            "WEBHOOKS_PUBLIC_URL": "https://webhooks.example.com/base", **overrides}
 
 
 @pytest.fixture

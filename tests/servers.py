@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 import trustme
 
@@ -99,6 +100,8 @@ class Receiver:
                     self.send_header("Location", f"https://127.0.0.1:{receiver.port}/ok")
                 if self.path.startswith("/cookie"):
                     self.send_header("Set-Cookie", "tracking=endpoint-set; Path=/")
+                if self.path.startswith("/retry-after/"):
+                    self.send_header("Retry-After", unquote(self.path.split("/", 3)[3]))
                 self.send_header("Content-Length", str(len(answer)))
                 self.send_header("Content-Type", "text/html")
                 self.end_headers()
@@ -123,10 +126,11 @@ class Receiver:
     def answer_for(path: str) -> tuple[int, bytes]:
         """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup, `/slow/S` 204 after S s.
 
+        `/retry-after/NNN/VALUE` answers NNN with `Retry-After: VALUE` (percent-decoded).
         Paths starting `/cookie` also set a cookie; `/echo` answers 200 with the request's body; `/hang` never
         answers; `/fail-first` answers 500 to a message's first delivery and 204 to the next ones.
         """
-        if path.startswith("/status/"):
+        if path.startswith(("/status/", "/retry-after/")):
             return int(path.split("/")[2]), f"answer {path}".encode()
         if path.startswith("/big"):
             return 200, b"x" * (1024 * 1024)

@@ -59,7 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .auth.routes import bp as auth_bp
     from .cli import register_commands
     from .operations.routes import bp as operations_bp
-    from .services import dispatch, retention  # noqa: F401  (declare the actors)
+    from .services import dispatch, notifications, retention  # noqa: F401  (declare the actors)
     from .webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)

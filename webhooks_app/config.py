@@ -4,8 +4,11 @@ import os
 import secrets
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +82,87 @@ def send_caps(environ) -> dict:
         raise ValueError(f"WEBHOOKS_MAX_SENDS_PER_HOST ({per_host}) must be higher than "
                          f"WEBHOOKS_MAX_SENDS_PER_WEBHOOK ({per_webhook}): one webhook must not fill a host's share")
     return {"WEBHOOKS_MAX_SENDS_PER_WEBHOOK": per_webhook, "WEBHOOKS_MAX_SENDS_PER_HOST": per_host}
+
+
+MAIL_SCHEMES = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
+
+
+@dataclass(frozen=True)
+class MailServer:
+    """Where notification email goes: MAIL_URL read into its parts (`security` is plain, starttls or tls)."""
+
+    security: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_mail_url(text: str) -> MailServer:
+    """Read MAIL_URL: smtp://, smtp+starttls:// or smtps://, an optional user:password@, a host and a port."""
+    problem = "MAIL_URL must look like smtp://host:25, smtp+starttls://user:password@host:587 or smtps://host:465"
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"{problem} ({error})") from None
+    if parts.scheme.lower() not in MAIL_SCHEMES:
+        raise ValueError(f"{problem}; the scheme {parts.scheme or '(none)'!r} is not one of them")
+    if not parts.hostname:
+        raise ValueError(f"{problem}; it names no host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{problem}; it has a path or query, which mean nothing for SMTP")
+    security, default_port = MAIL_SCHEMES[parts.scheme.lower()]
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if password is not None and security == "plain":
+        raise ValueError("MAIL_URL: a password is only sent over TLS: use smtp+starttls:// or smtps://")
+    return MailServer(security, parts.hostname, port or default_port, username, password)
+
+
+def parse_email_address(text: str, source: str) -> str:
+    """One email address, normalized; a clear error naming the variable and the address otherwise."""
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise ValueError(f"{source}: {text.strip()!r} is not an email address ({error})") from None
+
+
+def parse_notify_emails(text: str) -> tuple[str, ...]:
+    """WEBHOOKS_NOTIFY_EMAILS: comma-separated addresses that receive notifications besides administrators."""
+    return tuple(parse_email_address(part, "WEBHOOKS_NOTIFY_EMAILS") for part in text.split(",") if part.strip())
+
+
+def parse_public_url(text: str) -> str | None:
+    """WEBHOOKS_PUBLIC_URL: the http(s) base URL administrators open the service at (links in emails)."""
+    text = text.strip().rstrip("/")
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"WEBHOOKS_PUBLIC_URL must be an http(s) base URL such as https://webhooks.example.com, "
+                         f"not {text!r}")
+    return text
+
+
+def mail_settings(environ) -> dict:
+    """MAIL_URL (checked), MAIL_FROM (required with it), WEBHOOKS_NOTIFY_EMAILS and WEBHOOKS_PUBLIC_URL."""
+    mail_url = (environ.get("MAIL_URL") or "").strip() or None
+    mail_from = (environ.get("MAIL_FROM") or "").strip() or None
+    if mail_url:
+        parse_mail_url(mail_url)
+        if not mail_from:
+            raise ValueError("MAIL_FROM is required with MAIL_URL: the sender address of notification email")
+    if mail_from:
+        parse_email_address(mail_from, "MAIL_FROM")
+    return {
+        "MAIL_URL": mail_url,
+        "MAIL_FROM": mail_from,
+        "MAIL_CA_BUNDLE": environ.get("MAIL_CA_BUNDLE") or None,
+        "MAIL_RETRY_SECONDS": float(environ.get("MAIL_RETRY_SECONDS", "30")),
+        "WEBHOOKS_NOTIFY_EMAILS": parse_notify_emails(environ.get("WEBHOOKS_NOTIFY_EMAILS", "")),
+        "WEBHOOKS_PUBLIC_URL": parse_public_url(environ.get("WEBHOOKS_PUBLIC_URL", "")),
+    }
 
 
 def load_or_create_secret_key(instance_path: Path) -> str:
@@ -157,6 +241,7 @@ def settings_from_environment(environ=os.environ) -> dict:
         "WEBHOOKS_METRICS_TOKEN": environ.get("WEBHOOKS_METRICS_TOKEN") or None,
         "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS": float(environ.get("WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS", "3")),
         "WEBHOOKS_METRICS_PUBLIC": parse_bool(environ.get("WEBHOOKS_METRICS_PUBLIC")),
+        **mail_settings(environ),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": parse_bool(environ.get("SESSION_COOKIE_SECURE")),

@@ -62,6 +62,10 @@ class Webhook(db.Model):
     secret_encrypted: Mapped[str] = mapped_column(Text)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     disabled_at: Mapped[datetime | None]
+    # The current failure streak: the first failed attempt since the last success (None: no failures
+    # since), and when its one warning email was claimed (services/streaks.py).
+    failure_streak_started_at: Mapped[datetime | None]
+    warned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

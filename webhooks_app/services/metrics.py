@@ -39,6 +39,11 @@ class WebhooksCollector:
         family.add_metric(["enabled"], rows.get(True, 0))
         family.add_metric(["disabled"], rows.get(False, 0))
         yield family
+        failing = db.session.scalar(select(func.count()).select_from(Webhook).where(
+            Webhook.enabled.is_(True), Webhook.failure_streak_started_at.is_not(None)))
+        yield GaugeMetricFamily("webhooks_failing", "Enabled webhooks whose deliveries have failed since their last "
+                                "success (a failure streak: warned after a message's third failed attempt).",
+                                value=failing)
 
     def _attempts(self):
         since = utcnow() - timedelta(hours=1)

@@ -18,6 +18,9 @@ from ..extensions import db
 from ..models import MessageStatus, Webhook, utcnow
 from . import delivery_statements as statements
 from .delivery_statements import ClaimedMessage
+from .failure_causes import GONE_REASON, GONE_STATUS, MAX_RETRY_AFTER_SECONDS, likely_cause, total_attempts, wait_words
+from .notifications import DISABLED, Notification, enqueue_notifications
+from .streaks import StreakAttempt, update_streaks
 from .transport import SendResult
 
 logger = logging.getLogger(__name__)
@@ -25,20 +28,6 @@ logger = logging.getLogger(__name__)
 # Recording survives a dropped database connection: tried again on a fresh one, within the claim's margin.
 RECORD_TRIES = 6
 RECORD_BACKOFF_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0)
-
-LIKELY_CAUSES = {
-    "dns": "Likely cause: an invalid endpoint URL or a typo (the host name could not be resolved).",
-    "timeout": "Likely cause: a temporary network error, or the endpoint did not respond within {timeout:g} seconds.",
-    "refused": "Likely cause: the endpoint server is not accepting connections.",
-    "connection": "Likely cause: the endpoint server is not accepting connections.",
-    "tls": "Likely cause: the endpoint is not configured to use HTTPS, or there is a certificate problem.",
-    "forbidden_address": "Likely cause: the endpoint URL points to a private or reserved address, "
-                         "which deliveries may not reach.",
-    "redirect": "Likely cause: the endpoint redirects instead of answering; use the final URL.",
-    "http_status": "Likely cause: the endpoint answered with an error instead of a 2xx status.",
-    "unexpected": "Likely cause: an error in this service while sending; its log has the details.",
-}
-
 
 class Outcome(StrEnum):
     """Where one delivery call left a message."""
@@ -54,15 +43,6 @@ STATUS_OUTCOMES = {MessageStatus.SENT: Outcome.SENT, MessageStatus.SCHEDULED_RET
                    MessageStatus.FAILED: Outcome.FAILED}
 
 
-def total_attempts() -> int:
-    return 1 + len(current_app.config["WEBHOOKS_RETRY_DELAYS"])
-
-
-def likely_cause(error_kind: str | None) -> str:
-    template = LIKELY_CAUSES.get(error_kind or "", LIKELY_CAUSES["connection"])
-    return template.format(timeout=current_app.config["WEBHOOKS_TIMEOUT_SECONDS"])
-
-
 @dataclass(frozen=True)
 class AttemptRecord:
     """The rows one attempt writes: its Attempt row and its message's move to the next status."""
@@ -73,24 +53,52 @@ class AttemptRecord:
     next_attempt_at: datetime | None
     disables_webhook: bool
     result: SendResult
+    counts: bool = True  # toward the webhook's failure streak and disabling (a test message does not)
 
     @property
     def outcome(self) -> Outcome:
         return STATUS_OUTCOMES[self.status]
+
+    def streak_attempt(self) -> StreakAttempt:
+        return StreakAttempt(self.attempt["attempt_webhook_id"], self.attempt["attempt_message_id"],
+                             self.attempt["attempt_number"], self.attempt["attempt_started_at"],
+                             self.result.succeeded, self.status == MessageStatus.SCHEDULED_RETRY)
+
+
+def retry_wait(number: int, result: SendResult) -> tuple[float, str]:
+    """Seconds before the attempt after attempt `number`: the ladder's, or longer when the endpoint's Retry-After
+    asks (capped at 24 h); and what to add to the attempt's details about it."""
+    ladder = current_app.config["WEBHOOKS_RETRY_DELAYS"][number - 1]
+    asked = result.retry_after_seconds
+    if asked is None:
+        return ladder, ""
+    capped = min(asked, MAX_RETRY_AFTER_SECONDS)
+    if capped <= ladder:
+        return ladder, (f"; the endpoint's Retry-After ({wait_words(asked)}) is within the retry ladder's "
+                        f"wait of {wait_words(ladder)}")
+    cap_note = f", capped at {wait_words(MAX_RETRY_AFTER_SECONDS)}" if asked > capped else ""
+    return capped, (f"; the endpoint asked to wait {wait_words(asked)} (Retry-After){cap_note}: "
+                    f"the next attempt is no earlier than that")
 
 
 def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, result: SendResult) -> AttemptRecord:
     """Decide where an attempt leaves its message: Sent, Scheduled retry, or Failed."""
     now = utcnow()
     next_attempt_at = failure_reason = None
+    error_detail = result.error_detail
     if result.succeeded:
         status = MessageStatus.SENT
     elif claimed.is_test:
         status = MessageStatus.FAILED
         failure_reason = f"The test delivery failed: {result.error_detail}."
+    elif result.status_code == GONE_STATUS:
+        status = MessageStatus.FAILED
+        failure_reason = GONE_REASON
     elif number < total_attempts():
         status = MessageStatus.SCHEDULED_RETRY
-        next_attempt_at = now + timedelta(seconds=current_app.config["WEBHOOKS_RETRY_DELAYS"][number - 1])
+        wait, note = retry_wait(number, result)
+        next_attempt_at = now + timedelta(seconds=wait)
+        error_detail = f"{error_detail}{note}"
     else:
         status = MessageStatus.FAILED
         failure_reason = f"All {number} attempts failed; the last one: {result.error_detail}."
@@ -98,7 +106,7 @@ def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, r
         "attempt_message_id": claimed.id, "attempt_webhook_id": claimed.webhook_id, "attempt_number": number,
         "attempt_started_at": started_at, "attempt_duration_ms": result.duration_ms,
         "attempt_succeeded": result.succeeded, "attempt_status_code": result.status_code,
-        "attempt_error_kind": result.error_kind, "attempt_error_detail": result.error_detail,
+        "attempt_error_kind": result.error_kind, "attempt_error_detail": error_detail,
         "attempt_response_excerpt": result.response_excerpt,
     }
     move_on = {
@@ -108,26 +116,35 @@ def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, r
         # it is overdue by WEBHOOKS_REQUEUE_AFTER_SECONDS (a delayed entry lost with Redis).
         "move_on_enqueued_at": next_attempt_at,
     }
-    disables_webhook = status == MessageStatus.FAILED and not claimed.is_test and claimed.webhook_id is not None
-    return AttemptRecord(attempt, move_on, status, next_attempt_at, disables_webhook, result)
+    counts = not claimed.is_test and claimed.webhook_id is not None
+    disables_webhook = status == MessageStatus.FAILED and counts
+    return AttemptRecord(attempt, move_on, status, next_attempt_at, disables_webhook, result, counts)
 
 
-def disable_webhook_after_failures(webhook_id: int, number: int, result: SendResult) -> None:
-    """Disable a webhook whose message used up every retry, storing why and when."""
-    what = result.error_detail or "the delivery failed"
-    reason = (f"All {number} delivery attempts of a message failed; the last one: {what}. "
-              f"{likely_cause(result.error_kind)}")
+def disable_webhook_after_failures(webhook_id: int, message_id: int, number: int,
+                                   result: SendResult) -> Notification | None:
+    """Disable a webhook whose message used up every retry (or whose endpoint answered 410 Gone), storing why and
+    when; returns the Disabled notification when this call disabled it."""
+    if result.status_code == GONE_STATUS:
+        reason = GONE_REASON
+    else:
+        what = result.error_detail or "the delivery failed"
+        reason = (f"All {number} delivery attempts of a message failed; the last one: {what}. "
+                  f"{likely_cause(result.error_kind)}")
     disabled = db.session.execute(
         update(Webhook).where(Webhook.id == webhook_id, Webhook.enabled.is_(True))
         .values(enabled=False, disabled_at=utcnow(), disabled_reason=reason, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if disabled.rowcount:
-        logger.warning("webhook %s disabled after %s failed attempts (%s)", webhook_id, number, result.error_kind)
+    if not disabled.rowcount:
+        return None
+    logger.warning("webhook %s disabled after %s failed attempt(s) (%s)", webhook_id, number,
+                   "410 Gone" if result.status_code == GONE_STATUS else result.error_kind)
+    return Notification(DISABLED, webhook_id, message_id)
 
 
 def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[int], fail_reason: str,
-           released_enqueued_at: datetime | None) -> None:
+           released_enqueued_at: datetime | None) -> list[Notification]:
     connection = db.session.connection()
     if records:
         if dialect_name() == "postgresql":
@@ -136,10 +153,14 @@ def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[
         else:
             connection.execute(statements.insert_attempt("sqlite"), [record.attempt for record in records])
             connection.execute(statements.move_on(), [record.move_on for record in records])
+    notifications = []
     for record in records:
         if record.disables_webhook:
-            disable_webhook_after_failures(record.attempt["attempt_webhook_id"],
-                                           record.move_on["move_on_attempts_made"], record.result)
+            notifications.append(disable_webhook_after_failures(
+                record.attempt["attempt_webhook_id"], record.attempt["attempt_message_id"],
+                record.move_on["move_on_attempts_made"], record.result))
+    # After disabling: a webhook disabled by this batch is warned no more.
+    notifications += update_streaks([record.streak_attempt() for record in records if record.counts], utcnow())
     if release_ids:
         connection.execute(statements.release_claims(),
                            {"release_ids": release_ids, "release_enqueued_at": released_enqueued_at})
@@ -147,6 +168,7 @@ def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[
         connection.execute(statements.fail_unsent(),
                            {"fail_ids": fail_ids, "fail_reason": fail_reason, "fail_updated_at": utcnow()})
     db.session.commit()
+    return [notification for notification in notifications if notification is not None]
 
 
 def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), fail_ids: Sequence[int] = (),
@@ -162,8 +184,9 @@ def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), 
     """
     for number in range(1, RECORD_TRIES + 1):
         try:
-            _write(records, list(release_ids), list(fail_ids), fail_reason, utcnow() if requeued else None)
-            return
+            notifications = _write(records, list(release_ids), list(fail_ids), fail_reason,
+                                   utcnow() if requeued else None)
+            break
         except (exc.OperationalError, exc.InterfaceError) as error:
             db.session.rollback()
             if number == RECORD_TRIES:
@@ -172,3 +195,5 @@ def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), 
             logger.warning("recording %d attempt(s) failed (%s: %s); trying again in %g s on a new connection",
                            len(records), type(error.orig).__name__, str(error.orig).strip()[:200], pause)
             time.sleep(pause)
+    # Only after the commit: the emails never wait on, or hold up, the delivery's transaction.
+    enqueue_notifications(notifications)

@@ -95,12 +95,14 @@ def attempt(claimed: ClaimedMessage) -> AttemptRecord:
     return attempt_record(claimed, claimed.attempts_made + 1, started_at, result)
 
 
+DISABLED_REASON = "Not sent: its webhook is disabled when the attempt came due."
+
+
 def unsendable_reason(claimed: ClaimedMessage) -> str | None:
-    """Why a claimed message may not be sent at all (its webhook deleted or disabled), or None."""
-    if claimed.url is not None and claimed.enabled:
+    """Why a claimed message may not be sent at all (its webhook deleted, or disabled unless it is a test)."""
+    if claimed.url is not None and (claimed.enabled or claimed.is_test):
         return None
-    why = "its webhook was deleted" if claimed.url is None else "its webhook is disabled"
-    return f"Not sent: {why} when the attempt came due."
+    return "Not sent: its webhook was deleted when the attempt came due." if claimed.url is None else DISABLED_REASON
 
 
 def send_claimed(claimed: list[ClaimedMessage], full: bool) -> BatchOutcome:
@@ -121,6 +123,11 @@ def send_claimed(claimed: list[ClaimedMessage], full: bool) -> BatchOutcome:
             records.append(attempt(message))
         except SecretUnreadable as error:
             unsent, fail_reason = claimed[index:], f"Not sent: {error}."
+            break
+        if records[-1].disables_webhook:
+            # The webhook is disabled from here on (410 Gone, or a message out of retries): the rest of the
+            # batch ends as a disabled webhook's messages do.
+            unsent, fail_reason = claimed[index + 1:], DISABLED_REASON
             break
     unsent_ids = [message.id for message in unsent]
     record_batch(records, release_ids=[] if fail_reason else unsent_ids, fail_ids=unsent_ids if fail_reason else [],

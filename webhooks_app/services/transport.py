@@ -7,6 +7,7 @@ starts on them.
 """
 
 import base64
+import email.utils
 import functools
 import os
 import socket
@@ -14,6 +15,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import certifi
@@ -30,6 +32,8 @@ from .deadline import Deadline, watch_current
 MAX_RESPONSE_BYTES = 64 * 1024
 EXCERPT_BYTES = 1024
 REDACTED = b"[secret removed]"
+RETRY_AFTER_STATUSES = (429, 503)
+MAX_RETRY_AFTER_CHARACTERS = 64
 SEND_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ForbiddenAddress, InvalidHostName,
                HostNotFound)
 
@@ -44,6 +48,28 @@ class SendResult:
     error_kind: str | None = None
     error_detail: str | None = None
     response_excerpt: str | None = None
+    # A 429 or 503 answer's valid Retry-After, in seconds from now (never negative); None when absent or invalid.
+    retry_after_seconds: float | None = None
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Read an endpoint's Retry-After (untrusted): delta seconds or an HTTP date; None for anything else."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > MAX_RETRY_AFTER_CHARACTERS:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(int(value))
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # every HTTP date format is in GMT (asctime's names no zone)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 class WatchedSSLContext(ssl.SSLContext):
@@ -222,7 +248,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
         return SendResult(False, 0, error_kind="tls", error_detail="the endpoint does not use HTTPS")
     session = _thread_session()
     with Deadline(timeout) as deadline:
-        status_code = excerpt = None
+        status_code = excerpt = retry_after_header = None
         error: BaseException | None = None
         try:
             addresses = checked_addresses(urlsplit(_normalized_url(url)).hostname, parts.port or 443, allow_private)
@@ -241,6 +267,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
                     if number == len(addresses) or not _not_connected(caught) or deadline.expired:
                         raise
             status_code = response.status_code
+            retry_after_header = response.headers.get("Retry-After")
             content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
             excerpt = redacted(content, redact)[:EXCERPT_BYTES].decode("utf-8", errors="replace")
             if response.raw.read(1, decode_content=True) or deadline.expired:
@@ -263,5 +290,6 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
         return SendResult(False, duration, status_code=status_code, error_kind="redirect",
                           error_detail=f"HTTP {status_code}: redirects are not followed",
                           response_excerpt=excerpt)
+    retry_after = parse_retry_after(retry_after_header) if status_code in RETRY_AFTER_STATUSES else None
     return SendResult(False, duration, status_code=status_code, error_kind="http_status",
-                      error_detail=f"HTTP {status_code}", response_excerpt=excerpt)
+                      error_detail=f"HTTP {status_code}", response_excerpt=excerpt, retry_after_seconds=retry_after)

@@ -53,6 +53,9 @@ def _apply_enabled(webhook: Webhook, enabled: bool) -> None:
     if enabled and not webhook.enabled:
         webhook.disabled_reason = None
         webhook.disabled_at = None
+        # Enabled again after a fix: failures from now on are a new streak, with a warning of their own.
+        webhook.failure_streak_started_at = None
+        webhook.warned_at = None
     elif not enabled and webhook.enabled:
         webhook.disabled_at = utcnow()
     webhook.enabled = enabled

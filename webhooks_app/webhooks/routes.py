@@ -13,6 +13,7 @@ from ..secrets_vault import whsec_form
 from ..services import webhooks as webhook_service
 from ..services.activity import ERROR_LABELS, webhooks_fingerprint
 from ..services.dispatch import enqueue_messages
+from ..services.mail import mail_configured
 from ..services.test_messages import await_sweeper, create_test_message, find_outcome
 from .forms import ConfirmForm, EnabledForm, WebhookForm
 
@@ -61,7 +62,8 @@ def index():
     """List webhooks with their status toggles."""
     redis_available = redis_is_available()
     return render_page_or_fragment(PAGE, "table", webhooks=webhook_service.list_webhooks(),
-                                   redis_available=redis_available, live=live_state(redis_available))
+                                   redis_available=redis_available, live=live_state(redis_available),
+                                   mail_configured=mail_configured())
 
 
 @bp.get("/redis-status")

@@ -1,0 +1,194 @@
+"""Tell administrators about an outage: a warning while a webhook's deliveries keep failing, and a notice when
+it is disabled automatically. Emailed by an actor with its own retries, enqueued after the delivery's commit;
+without MAIL_URL only logged."""
+
+import logging
+import smtplib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import redis
+from dramatiq import Retry
+from flask import current_app, url_for
+from sqlalchemy import func, select
+
+from ..extensions import actor, db
+from ..models import Attempt, Message, MessageStatus, Webhook
+from .failure_causes import likely_cause
+from .mail import MailRefused, describe, mail_configured, recipients, send_mail
+
+logger = logging.getLogger(__name__)
+
+NOTIFICATION_QUEUE = "notifications"
+WARNING = "warning"
+DISABLED = "disabled"
+# With MAIL_RETRY_SECONDS' first wait (30 s) doubling up to an hour: about 8 hours of tries in all.
+MAIL_MAX_RETRIES = 12
+MAIL_MAX_BACKOFF_MILLISECONDS = 3_600_000
+
+
+@dataclass(frozen=True)
+class Notification:
+    """An email owed once the delivery transaction that decided it commits."""
+
+    kind: str
+    webhook_id: int
+    message_id: int | None = None
+
+
+def enqueue_notifications(notifications: list[Notification]) -> None:
+    """Put committed notifications on the queue; Redis down only loses the email (logged), never a delivery."""
+    backoff = int(current_app.config["MAIL_RETRY_SECONDS"] * 1000)
+    for notification in notifications:
+        try:
+            send_notification.send_with_options(
+                args=(notification.kind, notification.webhook_id, notification.message_id), min_backoff=backoff)
+        except redis.RedisError as error:
+            logger.error("Redis unavailable: the %s notification of webhook %s is not sent (%s)",
+                         notification.kind, notification.webhook_id, error)
+
+
+@actor(queue_name=NOTIFICATION_QUEUE, max_retries=MAIL_MAX_RETRIES, time_limit=90_000,
+       max_backoff=MAIL_MAX_BACKOFF_MILLISECONDS)
+def send_notification(kind: str, webhook_id: int, message_id: int | None = None) -> None:
+    """Email (or log) one notification; a mail server that is down or answers 4xx is tried again later."""
+    composed = compose(kind, webhook_id, message_id)
+    db.session.commit()  # nothing was written: end the read transaction before the network
+    if composed is None:
+        return
+    subject, body = composed
+    if not mail_configured():
+        logger.warning("Email is not configured (MAIL_URL): notification not sent: %s\n%s", subject, body)
+        return
+    to = recipients()
+    db.session.commit()
+    if not to:
+        logger.warning("No administrator or WEBHOOKS_NOTIFY_EMAILS address to email: %s", subject)
+        return
+    try:
+        refused = send_mail(subject, body, to)
+    except MailRefused as error:
+        logger.error("The mail server refused the %s notification of webhook %s for good: %s", kind, webhook_id, error)
+        return
+    except (OSError, smtplib.SMTPException) as error:
+        logger.warning("The %s notification of webhook %s could not be emailed yet (%s); it will be tried again",
+                       kind, webhook_id, describe(error))
+        raise Retry(f"mail server unavailable: {describe(error)}") from error
+    if refused:
+        logger.error("The mail server refused some recipients of the %s notification of webhook %s: %s", kind,
+                     webhook_id, ", ".join(refused))
+    logger.info("Emailed the %s notification of webhook %s to %d recipient(s)", kind, webhook_id,
+                len(to) - len(refused))
+
+
+def compose(kind: str, webhook_id: int, message_id: int | None) -> tuple[str, str] | None:
+    """The subject and body of a notification, or None when it no longer applies (logged)."""
+    webhook = db.session.get(Webhook, webhook_id)
+    if webhook is None:
+        logger.info("Webhook %s was deleted: its %s notification is dropped", webhook_id, kind)
+        return None
+    if kind == WARNING:
+        # A warning is moot once deliveries succeed again, or once the webhook is disabled (that has its own email).
+        if webhook.warned_at is None or not webhook.enabled:
+            logger.info("The warning for webhook %s no longer applies (%s): not sent", webhook_id,
+                        "it is disabled" if not webhook.enabled else "deliveries succeeded again")
+            return None
+        return warning_text(webhook, last_attempt(message_id))
+    if webhook.enabled:
+        logger.info("Webhook %s was enabled again before its disabled notification went out: not sent", webhook_id)
+        return None
+    return disabled_text(webhook)
+
+
+def last_attempt(message_id: int | None) -> Attempt | None:
+    if message_id is None:
+        return None
+    return db.session.scalar(select(Attempt).where(Attempt.message_id == message_id)
+                             .order_by(Attempt.number.desc()).limit(1))
+
+
+def endpoint_host(url: str) -> str:
+    """The endpoint's host (and port), never its path or query, which may carry credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port and port != 443 else host
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
+
+
+def link(endpoint: str, **values) -> str:
+    """An absolute link under WEBHOOKS_PUBLIC_URL; without it the path, and how to get a full link."""
+    base = current_app.config.get("WEBHOOKS_PUBLIC_URL")
+    if base:
+        with current_app.test_request_context(base_url=base):
+            return url_for(endpoint, _external=True, **values)
+    with current_app.test_request_context():
+        return f"{url_for(endpoint, **values)} (set WEBHOOKS_PUBLIC_URL for a full link)"
+
+
+def disable_estimate(webhook_id: int) -> datetime | None:
+    """When the webhook is disabled if every attempt keeps failing: the earliest end of a pending message's ladder."""
+    delays = current_app.config["WEBHOOKS_RETRY_DELAYS"]
+    rows = db.session.execute(
+        select(Message.attempts_made, func.min(Message.next_attempt_at))
+        .where(Message.webhook_id == webhook_id, Message.status == MessageStatus.SCHEDULED_RETRY,
+               Message.is_test.is_(False))
+        .group_by(Message.attempts_made))
+    ends = [due + timedelta(seconds=sum(delays[made:])) for made, due in rows if due is not None]
+    return min(ends) if ends else None
+
+
+def warning_text(webhook: Webhook, attempt: Attempt | None) -> tuple[str, str]:
+    estimate = disable_estimate(webhook.id)
+    cause = likely_cause(attempt.error_kind, attempt.status_code) if attempt else likely_cause(None)
+    last_error = (attempt.error_detail or "the delivery failed") if attempt else "unknown"
+    subject = f"Webhook “{webhook.name}” is failing: it will be disabled if nothing changes"
+    body = "\n".join([
+        f"Deliveries of the webhook “{webhook.name}” (endpoint host {endpoint_host(webhook.url)}) have been failing "
+        f"since {when(webhook.failure_streak_started_at)}, with no successful delivery since.",
+        "A message has now failed its third attempt.",
+        "",
+        cause,
+        f"Last error: {last_error}.",
+        "",
+        (f"If nothing changes, the webhook will be disabled at about {when(estimate)}, when a message uses up "
+         "its last retry." if estimate else
+         "If nothing changes, the webhook will be disabled when a message uses up its last retry."),
+        "Fix the endpoint before then: the retries will deliver the waiting messages. This is the only warning "
+        "for this run of failures.",
+        "",
+        f"Activity log: {link('activity.webhook_log', webhook_id=webhook.id)}",
+    ])
+    return subject, body + "\n"
+
+
+def disabled_text(webhook: Webhook) -> tuple[str, str]:
+    subject = f"Webhook “{webhook.name}” was disabled"
+    since = webhook.failure_streak_started_at
+    body = "\n".join([
+        f"The webhook “{webhook.name}” (endpoint host {endpoint_host(webhook.url)}) was disabled automatically "
+        f"at {when(webhook.disabled_at)}. No more messages are sent to it until it is enabled again.",
+        "",
+        webhook.disabled_reason or "Its deliveries failed.",
+        "",
+        "What to do:",
+        "1. Fix the endpoint (or the webhook's endpoint URL: Edit in its action menu).",
+        "2. Check the fix: Test in the webhook's action menu sends a test message even while the webhook is "
+        "disabled, and shows the endpoint's answer.",
+        "3. Enable the webhook again with its Status toggle.",
+        "4. Send what it missed: Replay missed events… in its action menu sends the events it missed since a time"
+        + (f" (its failures began at {when(since)})." if since else "."),
+        "",
+        f"Webhooks page: {link('webhooks.index')}",
+        f"Activity log: {link('activity.webhook_log', webhook_id=webhook.id)}",
+    ])
+    return subject, body + "\n"
