@@ -127,7 +127,7 @@ def disable_webhook_after_failures(webhook_id: int, number: int, result: SendRes
 
 
 def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[int], fail_reason: str,
-           released_enqueued_at: datetime | None) -> None:
+           released_enqueued_at: datetime | None, expired_secret_webhook_id: int | None) -> None:
     connection = db.session.connection()
     if records:
         if dialect_name() == "postgresql":
@@ -146,14 +146,19 @@ def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[
     if fail_ids:
         connection.execute(statements.fail_unsent(),
                            {"fail_ids": fail_ids, "fail_reason": fail_reason, "fail_updated_at": utcnow()})
+    if expired_secret_webhook_id is not None:
+        # Read past its overlap: the replaced secret leaves the database now.
+        connection.execute(statements.forget_expired_secret(),
+                           {"expired_webhook_id": expired_secret_webhook_id, "expired_now": utcnow()})
     db.session.commit()
 
 
 def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), fail_ids: Sequence[int] = (),
-                 fail_reason: str = "", requeued: bool = False) -> None:
+                 fail_reason: str = "", requeued: bool = False, expired_secret_webhook_id: int | None = None) -> None:
     """Store attempts, give back unsent claims and fail unsendable messages in one transaction, and commit.
 
     `requeued`: a queue entry for the released messages is already on its way (the sweeper can wait).
+    `expired_secret_webhook_id`: a webhook whose replaced secret was read past its overlap (removed here).
 
     The endpoint already answered these attempts: a database connection that drops now must not leave them
     unrecorded (their messages would be sent again when the claims expire). Writing again is a no-op for
@@ -162,7 +167,8 @@ def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), 
     """
     for number in range(1, RECORD_TRIES + 1):
         try:
-            _write(records, list(release_ids), list(fail_ids), fail_reason, utcnow() if requeued else None)
+            _write(records, list(release_ids), list(fail_ids), fail_reason, utcnow() if requeued else None,
+                   expired_secret_webhook_id)
             return
         except (exc.OperationalError, exc.InterfaceError) as error:
             db.session.rollback()
