@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
@@ -79,7 +80,7 @@ class ResetSecretForm(FlaskForm):
 
     overlap = RadioField(
         "Old secret stays valid",
-        choices=[(str(seconds), label) for seconds, label in OVERLAP_CHOICES],
+        choices=[SelectChoice(str(seconds), label) for seconds, label in OVERLAP_CHOICES],
         default="0",  # Stop at once, also when a form (an older page, a script) does not say
         validate_choice=False,
     )
