@@ -14,12 +14,26 @@ def make_webhook(name="Receiver") -> int:
     return webhook.id
 
 
-def make_message(webhook_id: int, status: str, *, age=timedelta(0), attempts=(), event_type="asset.create") -> int:
-    """A message row as the pipeline leaves it, with attempts (succeeded, status_code, error_kind, excerpt)."""
+def make_event(event_type="asset.create", *, age=timedelta(0), asset_id: int = 1) -> Event:
+    """A stored event as the intake leaves it (its eventId a real UUID), created `age` ago."""
+    event_uuid = str(uuid.uuid4())
+    event = Event(event_uuid=event_uuid, event_type=event_type, created_at=utcnow() - age, scope="local",
+                  payload={"assetId": asset_id, "systemEventType": event_type.upper().replace(".", "_"),
+                           "eventId": event_uuid, "eventTime": 1, "userId": 1})
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def make_message(webhook_id: int, status: str, *, age=timedelta(0), attempts=(), event_type="asset.create",
+                 event: Event | None = None) -> int:
+    """A message row as the pipeline leaves it, with attempts (succeeded, status_code, error_kind, excerpt); for a
+    new event unless `event` is given."""
     created = utcnow() - age
-    event = Event(event_uuid=str(uuid.uuid4()), event_type=event_type, created_at=created,
-                  payload={"assetId": 1, "systemEventType": "ASSET_CREATE", "eventId": "e", "eventTime": 1,
-                           "userId": 1})
+    if event is None:
+        event = Event(event_uuid=str(uuid.uuid4()), event_type=event_type, created_at=created,
+                      payload={"assetId": 1, "systemEventType": "ASSET_CREATE", "eventId": "e", "eventTime": 1,
+                               "userId": 1})
     message = Message(message_uuid=str(uuid.uuid4()), webhook_id=webhook_id, event=event,
                       event_type=event_type, status=status, attempts_made=len(attempts), created_at=created,
                       updated_at=created, next_attempt_at=created + timedelta(minutes=5)

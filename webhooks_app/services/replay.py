@@ -85,7 +85,8 @@ def default_since(webhook: Webhook, now: datetime | None = None) -> datetime:
     moments = [moment for moment in (failure_streak_start(webhook.id),
                                      None if webhook.enabled else webhook.disabled_at) if moment is not None]
     since = min(moments) if moments else max(now - DEFAULT_LOOKBACK, webhook.created_at)
-    return min(max(since, retention_start(now)), now).replace(microsecond=0)
+    # To the minute, as the dialog's datetime-local input shows it.
+    return min(max(since, retention_start(now)), now).replace(second=0, microsecond=0)
 
 
 def subscribed_types(webhook_id: int) -> list[str]:
@@ -164,10 +165,10 @@ def replay_batch(replay: Replay, event_types: list[str], batch_size: int, now: d
         "limit": batch_size}).scalars())
     created = 0
     if event_ids:
-        created = db.session.execute(statements.replay_messages(dialect_name()), {
+        created = len(db.session.execute(statements.replay_messages(dialect_name()), {
             **parameters, "event_ids": event_ids, "replay_id": replay.id, "is_test": False,
             "status": MessageStatus.QUEUED, "attempts_made": 0,
-            "now_due": now, "now_enqueued": now, "now_created": now, "now_updated": now}).rowcount
+            "now_due": now, "now_enqueued": now, "now_created": now, "now_updated": now}).all())
         replay.cursor_event_id = event_ids[-1]
         replay.messages_created += created
         add_to_counter(REPLAYED_MISSED_EVENTS, created)

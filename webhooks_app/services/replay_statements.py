@@ -93,7 +93,8 @@ def replay_messages(dialect: str):
     insert_for_dialect = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return (insert_for_dialect(messages).from_select(columns, rows)
             .on_conflict_do_nothing(index_elements=[messages.c.webhook_id, messages.c.event_id],
-                                    index_where=PENDING_CONDITION))
+                                    index_where=PENDING_CONDITION)
+            .returning(messages.c.id))
 
 
 @functools.cache
