@@ -113,6 +113,8 @@ def send_message_again(message_id: int):
     """Send again: queue a new message for the same event and webhook; the original stays as it was."""
     if not FlaskForm().validate_on_submit():
         abort(400, "The Send again request was not understood.")
+    if activity.message_detail(message_id) is None:
+        abort(404, f"Message {message_id} is no longer in the log.")
     try:
         result = send_again(message_id)
     except SendAgainRefused as error:
