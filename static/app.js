@@ -34,6 +34,8 @@
     if (!from) return;
     var target = from.menu ? document.querySelector('[popovertarget="' + from.menu + '"]') : from.element;
     if (target && !target.isConnected && from.id) target = document.getElementById(from.id);
+    // A clicked table row is not focusable: its name link is.
+    if (target && target.matches("tr")) target = target.querySelector("a[href]");
     if (target && target.isConnected) target.focus();
   }
 

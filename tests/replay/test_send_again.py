@@ -71,7 +71,8 @@ def test_send_again_of_a_failed_message_delivers_a_new_message_for_the_same_even
     log = admin_client.get(f"{BASE}/{webhook_id}/log")
     note = select_one(log, f"#message-row-{copy.id} .replay-note")
     assert text_of(note) == f"Replay of {original_uuid}"
-    assert select_one(note, "a")["href"] == f"{BASE}/{webhook_id}/log?before={original_id + 1}#message-row-{original_id}"
+    original_row = f"{BASE}/{webhook_id}/log?before={original_id + 1}#message-row-{original_id}"
+    assert select_one(note, "a")["href"] == original_row
     assert select_one(log, f"#message-row-{original_id}").find(class_="replay-note") is None
     assert f"Sent again as {copy.message_uuid} (Sent)" in text_of(details(admin_client, original_id))
     copy_details = text_of(details(admin_client, copy.id))
