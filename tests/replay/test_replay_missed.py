@@ -30,6 +30,12 @@ def event_ids(deliveries) -> list[str]:
     return [delivery.json()["event"]["eventId"] for delivery in deliveries]
 
 
+def count_messages(app, *conditions) -> int:
+    """Messages matching the conditions, read in a short transaction of its own (SQLite's writers must not wait)."""
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Message).where(*conditions))
+
+
 def replay_rows(app) -> list[Replay]:
     with app.app_context():
         rows = list(db.session.scalars(select(Replay).order_by(Replay.id)))
@@ -141,9 +147,9 @@ def test_replay_sends_the_missed_events_oldest_first_as_new_messages(app, admin_
 
     deliveries = receiver.wait_for_count(4, "/replay")
     assert event_ids(deliveries) == history.missed
+    wait_for(lambda: count_messages(app, Message.replay_id.is_not(None), Message.status == MessageStatus.SENT) == 4,
+             message="4 Sent replays")
     with app.app_context():
-        wait_for(lambda: db.session.scalar(select(func.count()).select_from(Message).where(
-            Message.replay_id.is_not(None), Message.status == MessageStatus.SENT)) == 4, message="4 Sent replays")
         replayed = {message.event.event_uuid: message for message in db.session.scalars(
             select(Message).where(Message.replay_id.is_not(None)))}
         assert sorted(delivery.json()["messageId"] for delivery in deliveries) == sorted(
@@ -203,10 +209,9 @@ def test_two_replays_of_one_window_at_once_send_each_event_once(app, receiver, d
     deliveries = receiver.wait_for_count(events, "/twice", timeout=120)
     wait_for(lambda: [row.status for row in replay_rows(app)] == [ReplayStatus.DONE] * 2, timeout=60,
              message="both replays to finish")
-    with app.app_context():
-        wait_for(lambda: db.session.scalar(select(func.count()).select_from(Message).where(
-            Message.status != MessageStatus.SENT)) == 0, timeout=60, message="every message Sent")
-        assert db.session.scalar(select(func.count()).select_from(Message)) == events
+    wait_for(lambda: count_messages(app, Message.status != MessageStatus.SENT) == 0, timeout=60,
+             message="every message Sent")
+    assert count_messages(app) == events
     assert sorted(set(event_ids(receiver.received))) == sorted(event_ids(deliveries))
     assert len(receiver.received) == events
     assert sum(row.messages_created for row in replay_rows(app)) == events
@@ -248,11 +253,13 @@ def test_a_webhook_disabled_during_a_replay_stops_it(app, receiver, fresh_redis)
 
 def test_replays_are_made_in_committed_batches_kept_few_ahead_of_the_sends(app, receiver, fresh_redis, monkeypatch):
     """A replay makes its messages a batch per commit, oldest events first, and stops making them while its webhook
-    still owes two batches: it comes back for the rest once they are sent (here: batches of 10, 25 events)."""
+    still owes two batches: it comes back for the rest once they are sent (here: a first batch of 4, then batches
+    of 10; 25 events)."""
     from webhooks_app.services import replay as replay_service
 
     monkeypatch.setitem(replay_service.BATCH_SIZE, "sqlite", 10)
     monkeypatch.setitem(replay_service.BATCH_SIZE, "postgresql", 10)
+    monkeypatch.setattr(replay_service, "FIRST_BATCH_SIZE", 4)
     with app.app_context():
         webhook, _ = create_webhook(WebhookFields("Paced", receiver.url("/paced"), ("asset.create",), True))
         for number in range(25):
@@ -260,17 +267,18 @@ def test_replays_are_made_in_committed_batches_kept_few_ahead_of_the_sends(app, 
         replay = create_replay(webhook.id, utcnow() - timedelta(hours=1), "test")
         db.session.commit()
         first = replay_service.run_replay(replay.id)
-        assert (first.created, first.again_after_ms) == (20, replay_service.WAIT_MILLISECONDS)
+        # A small first batch (4), then batches of 10 while the webhook owes at most one batch: 4 + 10.
+        assert (first.created, first.again_after_ms) == (14, replay_service.WAIT_MILLISECONDS)
         made = list(db.session.scalars(select(Message).order_by(Message.id)))
-        assert [message.event.payload["assetId"] for message in made] == list(range(1, 21))
+        assert [message.event.payload["assetId"] for message in made] == list(range(1, 15))
         assert db.session.get(Replay, replay.id).status == ReplayStatus.RUNNING
         waiting = replay_service.run_replay(replay.id, first.waits, first.owed)
         assert (waiting.created, waiting.waits) == (0, 1)  # nothing sent meanwhile: it waits longer
         assert waiting.again_after_ms == 2 * replay_service.WAIT_MILLISECONDS
-        db.session.execute(update(Message).where(Message.id.in_([m.id for m in made[:15]]))
+        db.session.execute(update(Message).where(Message.id.in_([m.id for m in made]))
                            .values(status=MessageStatus.SENT))
         db.session.commit()
         last = replay_service.run_replay(replay.id, waiting.waits, waiting.owed)
-        assert (last.created, last.again_after_ms) == (5, None)
+        assert (last.created, last.again_after_ms) == (11, None)
         done = db.session.get(Replay, replay.id)
         assert (done.status, done.messages_created) == (ReplayStatus.DONE, 25)

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 REPLAY_QUEUE = "replays"
 # A batch is one INSERT and one commit: short enough not to hold SQLite's write lock for long.
 BATCH_SIZE = {"postgresql": 1000, "sqlite": 500}
+# A replay's first batch is small, so its first messages are in the log (and on their way) at once.
+FIRST_BATCH_SIZE = 100
 AHEAD_BATCHES = 2
 RUN_SECONDS = 5.0  # a run then hands over to a new queue entry, leaving its worker thread to others
 # How soon a run whose webhook still owes AHEAD_BATCHES batches looks again: 200 ms while the webhook's sends
@@ -208,7 +210,8 @@ def run_replay(replay_id: int, waits: int = 0, last_owed: int | None = None) -> 
                 waits = 0 if created or last_owed is None or owed < last_owed else waits + 1
                 wait = min(WAIT_MILLISECONDS * 2 ** min(waits, 8), MAX_WAIT_MILLISECONDS)
                 return RunOutcome(created, again_after_ms=wait, waits=waits, owed=owed)
-            made, finished = replay_batch(replay, subscribed_types(replay.webhook_id), batch_size, now)
+            size = batch_size if replay.messages_created else min(batch_size, FIRST_BATCH_SIZE)
+            made, finished = replay_batch(replay, subscribed_types(replay.webhook_id), size, now)
             db.session.commit()
             created += made
             if made:
