@@ -282,3 +282,23 @@ def test_replays_are_made_in_committed_batches_kept_few_ahead_of_the_sends(app, 
         assert (last.created, last.again_after_ms) == (11, None)
         done = db.session.get(Replay, replay.id)
         assert (done.status, done.messages_created) == (ReplayStatus.DONE, 25)
+
+
+def test_the_dialog_works_without_javascript(app, admin_client, fresh_redis):
+    """Without JavaScript the dialog is a page of its own in UTC: "Count again" (a GET form) shows the count for the
+    time typed on the same page, whose form still carries the CSRF token, and Replay starts the replay."""
+    history = build_history(app, "https://hooks.example.com/replay")
+    page = admin_client.get(f"{BASE}/{history.webhook_id}/replay")
+    assert "<html" in page.get_data(as_text=True)
+    assert 'formaction="' + f"{BASE}/{history.webhook_id}/replay/count" in select_one(page, "noscript").decode()
+    since = minute(utcnow() - timedelta(hours=6))
+    counted = admin_client.get(f"{BASE}/{history.webhook_id}/replay/count",
+                               query_string={"since": since, "tz_offset": "", "csrf_token": "x"})
+    assert counted.status_code == 200 and "<html" in counted.get_data(as_text=True)
+    assert text_of(select_one(counted, "#replay-count")) == "4 events will be sent, oldest first."
+    assert select_one(counted, "input#since")["value"] == since
+    token = select_one(counted, "#webhook-replay-dialog form[method=post] input[name=csrf_token]")["value"]
+    started = admin_client.post(f"{BASE}/{history.webhook_id}/replay", data={"since": since, "tz_offset": "",
+                                                                             "csrf_token": token})
+    assert started.status_code == 200 and "Replay started" in text_of(started)
+    assert [row.since for row in replay_rows(app)] == [datetime.strptime(since, "%Y-%m-%dT%H:%M")]
