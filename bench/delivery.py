@@ -16,6 +16,10 @@ Scenarios (every ratio is taken between figures measured in the same invocation)
              nginx; timed until every message is Sent in the database. Also with 1 and 2 worker processes
              (scaling), and with the 10 webhooks on 10 distinct nginx ports (10 endpoints, so the
              per-endpoint send cap does not apply to all of them at once).
+- replay:    a webhook that missed 10,000 events is replayed by a signed-in POST to …/replay (the dialog's Replay
+             button): the POST's round trip and the time to the first replay message row (< 1 s each), and the
+             replay's deliveries/s until all are Sent over the pipeline scenario's rate in the same run (>= 0.8; run
+             `pipeline replay` together).
 - fanout:    one event to 1,000 enabled webhooks: the intake round trip, and the time until the last is Sent.
 - latency:   50 events/s to one webhook on a recording Python receiver: arrival - the intake's 202.
 - isolation: an endpoint that accepts TCP and never answers is owed 500 messages; beside it a healthy webhook

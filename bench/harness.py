@@ -63,6 +63,7 @@ class Sizes:
     isolation_host_seconds: float
     retry_rate: float
     retry_seconds: float
+    replay_events: int = 10_000
 
 
 FULL = Sizes(raw_seconds=10, naive_messages=20_000, pipeline_events=1500, fanout_webhooks=1000, fanout_repeats=3,
@@ -74,7 +75,7 @@ QUICK = Sizes(raw_seconds=3, naive_messages=3_000, pipeline_events=60, fanout_we
               latency_rate=50, latency_seconds=5, isolation_owed=200, isolation_rate=20, isolation_seconds=5,
               memory_rows=(10_000, 100_000), memory_seconds=6, profile_seconds=3, wait_seconds=90,
               isolation_host_owed=200, isolation_host_rate=20, isolation_host_seconds=5,
-              retry_rate=10, retry_seconds=5)
+              retry_rate=10, retry_seconds=5, replay_events=2_000)
 
 
 def log(message: str) -> None:

@@ -1,6 +1,7 @@
-// What HTML and htmx cannot do here: show arriving dialogs as modals and close them in place, copy to the
-// clipboard, show times in the viewer's zone, toggle loaded log details, hold the conditions of polls and
-// clickable rows (htmx may not evaluate them under the page's policy), and report failures no fragment explains.
+// What HTML and htmx cannot do here: show arriving dialogs as modals, close them in place and give the focus back
+// to what opened them, copy to the clipboard, show times in the viewer's zone (and read typed ones in it), toggle
+// loaded log details, hold the conditions of polls and clickable rows (htmx may not evaluate them under the page's
+// policy), and report failures no fragment explains.
 (function () {
   "use strict";
 
@@ -18,10 +19,61 @@
     });
   }
 
+  // What opened the dialog now in the host: the focus goes back there when it closes. A row's menu item is gone
+  // from view by then (its popover closed) and may have been redrawn: its menu's button takes the focus.
+  var opener = null;
+
+  function rememberOpener(element) {
+    var popover = element.closest("[popover]");
+    opener = {element: element, menu: popover ? popover.id : null, id: element.id || null};
+  }
+
+  function restoreFocus() {
+    var from = opener;
+    opener = null;
+    if (!from) return;
+    var target = from.menu ? document.querySelector('[popovertarget="' + from.menu + '"]') : from.element;
+    if (target && !target.isConnected && from.id) target = document.getElementById(from.id);
+    // A clicked table row is not focusable: its name link is.
+    if (target && target.matches("tr")) target = target.querySelector("a[href]");
+    if (target && target.isConnected) target.focus();
+  }
+
   function closeDialog(dialog) {
     dialog.close();
     dialog.remove();
+    restoreFocus();
   }
+
+  // A datetime-local input the server filled in UTC (data-utc) shows the viewer's local time instead, and its hint
+  // says which zone; requests then carry the offset of the time typed (tz_offset), read back to UTC by the server.
+  function pad(number) { return String(number).padStart(2, "0"); }
+
+  function localInputs(root) {
+    var inputs = root.querySelectorAll ? root.querySelectorAll("input[data-utc]") : [];
+    Array.prototype.forEach.call(inputs, function (input) {
+      var moment = new Date(input.getAttribute("data-utc"));
+      if (isNaN(moment)) return;
+      input.value = moment.getFullYear() + "-" + pad(moment.getMonth() + 1) + "-" + pad(moment.getDate()) + "T" +
+        pad(moment.getHours()) + ":" + pad(moment.getMinutes());
+      input.removeAttribute("data-utc");
+    });
+    var hints = root.querySelectorAll ? root.querySelectorAll("[data-zone-hint]") : [];
+    Array.prototype.forEach.call(hints, function (hint) {
+      var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+      hint.textContent = hint.textContent.replace("In UTC.", "In your time zone (" + zone + ").");
+      hint.removeAttribute("data-zone-hint");
+    });
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var parameters = event.detail.parameters;
+    var since = parameters.since;
+    if (typeof since === "string" && since && parameters.tz_offset !== undefined) {
+      var typed = new Date(since);
+      if (!isNaN(typed)) parameters.tz_offset = String(typed.getTimezoneOffset());
+    }
+  });
 
   // Say that a request failed, where the server's error fragment would have gone (errors/error.html).
   function showRequestError(message) {
@@ -52,6 +104,7 @@
   function onNewContent(root) {
     openDialogs(root);
     localTimes(root);
+    localInputs(root);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -143,6 +196,22 @@
     if (detail.elt && detail.elt.id === "webhooks-live" && overlayOpen()) {
       detail.shouldSwap = false;
     }
+  });
+
+  // A request that will fill the empty dialog host: remember what made it, to give it the focus back.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var host = document.getElementById("dialog-host");
+    if (event.detail.target === host && !host.querySelector("dialog")) {
+      var elt = event.detail.elt;
+      var submitter = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent &&
+        event.detail.requestConfig.triggeringEvent.submitter;
+      rememberOpener(submitter || elt);
+    }
+  });
+  // A dialog closed by its server answer (the host emptied): the focus goes back to its opener.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var host = document.getElementById("dialog-host");
+    if (event.detail.target === host && !host.querySelector("dialog")) restoreFocus();
   });
 
   // A new request by the administrator (polls have no triggering event) clears the errors of the last one.

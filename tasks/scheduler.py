@@ -6,16 +6,23 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from webhooks_app import create_app
 from webhooks_app.services.dispatch import requeue_due_messages
+from webhooks_app.services.replay import resume_replays
 from webhooks_app.services.retention import catch_up_prune, enqueue_nightly_prune
+from webhooks_app.services.secret_rotation import clear_expired_secrets_job
 
 logger = logging.getLogger("tasks.scheduler")
 
 
 def periodic_jobs(config) -> list[tuple]:
     """(function, trigger arguments) of every periodic job."""
+    every_sweep = {"trigger": "interval", "seconds": config["WEBHOOKS_SWEEP_INTERVAL_SECONDS"],
+                   "max_instances": 1, "coalesce": True}
     return [
-        (requeue_due_messages, {"trigger": "interval", "seconds": config["WEBHOOKS_SWEEP_INTERVAL_SECONDS"],
-                                "max_instances": 1, "coalesce": True}),
+        (requeue_due_messages, every_sweep),
+        # A replay whose queue entry was lost (or never made: Redis was down) is put back on the queue.
+        (resume_replays, every_sweep),
+        # A reset secret's overlap ends: the replaced secret leaves the database within a sweep of expiring.
+        (clear_expired_secrets_job, every_sweep),
         # A generous grace time: a scheduler restarted a few hours after 03:00 still runs the night's prune.
         (enqueue_nightly_prune, {"trigger": "cron", "hour": 3, "minute": 0, "misfire_grace_time": 6 * 3600,
                                  "coalesce": True, "max_instances": 1}),

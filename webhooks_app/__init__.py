@@ -59,7 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .auth.routes import bp as auth_bp
     from .cli import register_commands
     from .operations.routes import bp as operations_bp
-    from .services import dispatch, notifications, retention  # noqa: F401  (declare the actors)
+    from .services import dispatch, notifications, replay, retention  # noqa: F401  (declare the actors)
     from .webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
@@ -87,5 +87,5 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_error_pages(app: Flask) -> None:
     """Friendly pages (or, for HTMX requests, fragments) for the errors an administrator can meet."""
-    for code in (400, 403, 404, 405, 429, 500):
+    for code in (400, 403, 404, 405, 409, 429, 500):
         app.register_error_handler(code, render_error)

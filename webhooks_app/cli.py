@@ -1,12 +1,16 @@
 """Command-line tools: `flask --app wsgi create-admin`, `set-password`, `remove-user`, `ensure-admin`,
-`create-api-token`, `emit`, `prune-log`."""
+`create-api-token`, `emit`, `prune-log`, `replay`."""
+
+from datetime import UTC, datetime
 
 import click
 from flask import Flask
 
 from .extensions import db
+from .models import Webhook
 from .services.api_tokens import create_api_token
 from .services.intake import IntakeError, emit_event
+from .services.replay import ReplayError, check_since, create_replay, missed_event_count, start_replay
 from .services.retention import prune_log_once
 from .services.users import UserError, create_first_admin, create_user, remove_user, set_password
 
@@ -113,3 +117,37 @@ def register_commands(app: Flask) -> None:
         if report is None:
             raise click.ClickException("another process is pruning the activity log; try again later")
         click.echo(f"Deleted {report.messages} messages, {report.attempts} attempts and {report.events} events.")
+
+    @app.cli.command("replay")
+    @click.argument("webhook_id", type=int)
+    @click.option("--since", "since_text", required=True, metavar="ISO_TIME",
+                  help="Replay events since this time (ISO 8601; UTC unless it names an offset).")
+    @click.option("--dry-run", is_flag=True, help="Only say how many events would be sent.")
+    def replay_command(webhook_id: int, since_text: str, dry_run: bool):
+        """Send a webhook again every stored event it missed since a time (no Sent or pending message for it)."""
+        try:
+            since = datetime.fromisoformat(since_text)
+        except ValueError:
+            raise click.BadParameter(f"{since_text!r} is not an ISO 8601 time, such as 2026-11-28T09:30:00Z",
+                                     param_hint="--since") from None
+        if since.tzinfo is not None:
+            since = since.astimezone(UTC).replace(tzinfo=None)
+        webhook = db.session.get(Webhook, webhook_id)
+        if webhook is None:
+            raise click.ClickException(f"webhook {webhook_id} does not exist")
+        try:
+            check_since(since)
+            count = missed_event_count(webhook_id, since)
+            if dry_run:
+                click.echo(f"{count} event(s) since {since:%Y-%m-%d %H:%M:%S} UTC would be sent to "
+                           f"webhook {webhook_id} ({webhook.name}); nothing was sent (--dry-run).")
+                return
+            replay = create_replay(webhook_id, since, "command line")
+        except ReplayError as error:
+            db.session.rollback()
+            raise click.ClickException(str(error)) from None
+        db.session.commit()
+        queued = start_replay(replay.id)
+        note = "" if queued else " Redis is unavailable: it starts when Redis answers (the scheduler starts it)."
+        click.echo(f"Replay {replay.id} started: about {count} event(s) since {since:%Y-%m-%d %H:%M:%S} UTC are "
+                   f"being queued for webhook {webhook_id} ({webhook.name}), oldest first.{note}")

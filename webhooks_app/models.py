@@ -1,9 +1,9 @@
-"""Database models: administrators, their sessions, sign-in attempts and webhooks."""
+"""Database models: administrators, their sessions, sign-in attempts, webhooks, events, messages and replays."""
 
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -60,6 +60,9 @@ class Webhook(db.Model):
     url: Mapped[str] = mapped_column(String(2048))
     enabled: Mapped[bool] = mapped_column(default=True)
     secret_encrypted: Mapped[str] = mapped_column(Text)
+    # A reset secret with an overlap: the replaced secret still signs deliveries until it expires.
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     disabled_at: Mapped[datetime | None]
     # The current failure streak: the first failed attempt since the last success (None: no failures
@@ -119,7 +122,8 @@ class Event(db.Model):
 
     __tablename__ = "events"
     # eventId first: the index also finds an event by its eventId alone.
-    __table_args__ = (UniqueConstraint("event_uuid", "scope", name="uq_events_event_uuid_scope"),)
+    __table_args__ = (UniqueConstraint("event_uuid", "scope", name="uq_events_event_uuid_scope"),
+                      Index("ix_events_created", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_uuid: Mapped[str] = mapped_column(String(36))
@@ -137,7 +141,50 @@ class MessageStatus:
     FAILED = "failed"
 
     PENDING = (QUEUED, SCHEDULED_RETRY)
+    FINAL = (SENT, FAILED)
     LABELS = {SENT: "Sent", QUEUED: "Queued", SCHEDULED_RETRY: "Scheduled retry", FAILED: "Failed"}
+
+
+PENDING_CONDITION = text("status IN ('queued', 'scheduled_retry')")
+
+
+class ReplayStatus:
+    RUNNING = "running"
+    DONE = "done"
+    STOPPED = "stopped"
+
+
+class Replay(db.Model):
+    """A replay of a webhook's missed events since a time, made in batches by a worker (services/replay.py).
+
+    `cursor_event_id` is the last event it has looked at, so a run that stops half-way resumes there;
+    `last_event_id` the newest event when it was asked for (later ones reach the webhook as usual).
+    """
+
+    __tablename__ = "replays"
+    __table_args__ = (Index("ix_replays_webhook", "webhook_id", "id"), Index("ix_replays_status", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    since: Mapped[datetime]
+    requested_by: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(20), default=ReplayStatus.RUNNING)
+    cursor_event_id: Mapped[int] = mapped_column(default=0)
+    last_event_id: Mapped[int] = mapped_column(default=0)
+    messages_created: Mapped[int] = mapped_column(default=0)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class MetricCounter(db.Model):
+    """A counter that only grows (webhooks_replayed_total), kept in the database so every process reports it."""
+
+    __tablename__ = "metric_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Message(db.Model):
@@ -153,6 +200,13 @@ class Message(db.Model):
         Index("ix_messages_status_id", "status", "id"),
         Index("ix_messages_webhook_created_status", "webhook_id", "created_at", "status"),
         Index("ix_messages_created", "created_at", "status"),
+        # At most one pending message per webhook and event: a replay or Send again never queues a second copy.
+        Index("uq_messages_pending_webhook_event", "webhook_id", "event_id", unique=True,
+              postgresql_where=PENDING_CONDITION, sqlite_where=PENDING_CONDITION),
+        Index("ix_messages_replay_of", "replay_of_id", postgresql_where=text("replay_of_id IS NOT NULL"),
+              sqlite_where=text("replay_of_id IS NOT NULL")),
+        Index("ix_messages_replay", "replay_id", postgresql_where=text("replay_id IS NOT NULL"),
+              sqlite_where=text("replay_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -169,8 +223,14 @@ class Message(db.Model):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A replay (Send again, or Replay missed events) names the message it repeats (kept as text too: the
+    # original may be pruned first) and the replay that made it.
+    replay_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    replay_of_uuid: Mapped[str | None] = mapped_column(String(36))
+    replay_id: Mapped[int | None] = mapped_column(ForeignKey("replays.id", ondelete="SET NULL"))
 
     event: Mapped[Event | None] = relationship()
+    replay: Mapped[Replay | None] = relationship()
     attempts: Mapped[list["Attempt"]] = relationship(
         back_populates="message", cascade="all, delete-orphan", order_by="Attempt.number",
         passive_deletes=True,

@@ -3,14 +3,18 @@
 import json
 from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_wtf import FlaskForm
 from jinja2_fragments.flask import render_block, render_blocks
 from markupsafe import Markup
 
 from ..auth.routes import admin_area
-from ..htmx import render_page_or_fragment
-from ..models import MessageStatus, utcnow
+from ..extensions import db
+from ..htmx import is_htmx_request, render_page_or_fragment
+from ..models import MessageStatus, Webhook, utcnow
 from ..services import activity
+from ..services.dispatch import request_batches
+from ..services.send_again import SendAgainRefused, send_again, send_again_problem, sent_again_as
 from ..services.webhooks import WebhookNotFound, get_webhook, list_webhooks
 from .forms import LogQueryForm, PollForm
 
@@ -86,16 +90,55 @@ def all_activity():
     return render_page_or_fragment(PAGE, "log", **context)
 
 
+def render_details(message, columns: int, notice: str | None = None):
+    """A message's details row: payload, attempts, where it came from and Send again."""
+    webhook = db.session.get(Webhook, message.webhook_id) if message.webhook_id is not None else None
+    return render_block(PAGE, "details", message=message, payload=activity.payload_as_sent(message),
+                        labels=MessageStatus.LABELS, error_labels=activity.ERROR_LABELS,
+                        columns=min(max(columns, 1), 8), now=utcnow(), sent_again=sent_again_as(message.id),
+                        send_again_problem=send_again_problem(message, webhook), notice=notice)
+
+
 @bp.get("/activity/messages/<id:message_id>")
 def message_details(message_id: int):
-    """The payload sent (token masked) and every attempt of one message."""
+    """The payload sent (token masked), every attempt of one message, and its replays."""
     message = activity.message_detail(message_id)
     if message is None:
         abort(404, f"Message {message_id} is no longer in the log.")
-    columns = request.args.get("columns", default=4, type=int)
-    return render_block(PAGE, "details", message=message, payload=activity.payload_as_sent(message),
-                        labels=MessageStatus.LABELS, error_labels=activity.ERROR_LABELS,
-                        columns=min(max(columns, 1), 8), now=utcnow())
+    return render_details(message, request.args.get("columns", default=4, type=int))
+
+
+@bp.post("/activity/messages/<id:message_id>/send-again")
+def send_message_again(message_id: int):
+    """Send again: queue a new message for the same event and webhook; the original stays as it was."""
+    if not FlaskForm().validate_on_submit():
+        abort(400, "The Send again request was not understood.")
+    if activity.message_detail(message_id) is None:
+        abort(404, f"Message {message_id} is no longer in the log.")
+    try:
+        result = send_again(message_id)
+    except SendAgainRefused as error:
+        db.session.rollback()
+        abort(409, str(error))
+    db.session.commit()
+    if not result.already_pending:
+        request_batches([result.webhook_id])
+    notice = (f"A copy of this event is already queued as {result.message_uuid}." if result.already_pending
+              else f"Queued as a new message, {result.message_uuid}: it appears at the top of the log.")
+    if is_htmx_request():
+        return render_details(activity.message_detail(message_id), request.form.get("columns", default=4, type=int),
+                              notice=notice)
+    flash(notice, "success")
+    return redirect(url_for("activity.webhook_log", webhook_id=result.webhook_id))
+
+
+@bp.app_template_global()
+def message_url(message_id: int, webhook_id: int | None) -> str:
+    """Where a message's row is: the page of its webhook's log (else of all activity) that starts with it."""
+    if webhook_id is None:
+        return url_for("activity.all_activity", before=message_id + 1, _anchor=f"message-row-{message_id}")
+    return url_for("activity.webhook_log", webhook_id=webhook_id, before=message_id + 1,
+                   _anchor=f"message-row-{message_id}")
 
 
 @bp.app_template_filter("local_time")

@@ -6,6 +6,7 @@ these statements are compiled once and then only executed with new parameters.
 
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -37,6 +38,18 @@ class ClaimedMessage:
     enabled: bool | None
     secret_encrypted: str | None
     payload: dict | None
+    # A reset secret's predecessor and the end of its overlap (None without one).
+    previous_secret_encrypted: str | None = None
+    previous_secret_expires_at: datetime | None = None
+
+    def previous_secret_at(self, now: datetime) -> str | None:
+        """The replaced secret while it still signs deliveries, else None."""
+        expires_at = self.previous_secret_expires_at
+        return self.previous_secret_encrypted if expires_at is not None and expires_at > now else None
+
+    def previous_secret_expired(self, now: datetime) -> bool:
+        """True when the row still holds a replaced secret whose overlap is over (to be removed)."""
+        return self.previous_secret_encrypted is not None and self.previous_secret_at(now) is None
 
 
 def _webhook_column(column):
@@ -60,6 +73,7 @@ def _claim_returning(statement):
         messages.c.id, messages.c.message_uuid, messages.c.webhook_id, messages.c.event_id,
         messages.c.attempts_made, messages.c.is_test, _webhook_column(webhooks.c.url),
         _webhook_column(webhooks.c.enabled), _webhook_column(webhooks.c.secret_encrypted), payload,
+        _webhook_column(webhooks.c.previous_secret_encrypted), _webhook_column(webhooks.c.previous_secret_expires_at),
     )
 
 
@@ -134,3 +148,12 @@ def fail_unsent():
     return (update(messages).where(messages.c.id.in_(bindparam("fail_ids", expanding=True)))
             .values(status=MessageStatus.FAILED, failure_reason=bindparam("fail_reason"), claimed_until=None,
                     next_attempt_at=None, updated_at=bindparam("fail_updated_at")))
+
+
+@functools.cache
+def forget_expired_secret():
+    """Remove a webhook's (`expired_webhook_id`) replaced secret if its overlap is over at `expired_now`."""
+    return (update(webhooks)
+            .where(webhooks.c.id == bindparam("expired_webhook_id"),
+                   webhooks.c.previous_secret_expires_at <= bindparam("expired_now"))
+            .values(previous_secret_encrypted=None, previous_secret_expires_at=None))

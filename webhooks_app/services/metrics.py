@@ -3,11 +3,12 @@
 from datetime import timedelta
 
 import redis
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
 from sqlalchemy import case, func, select
 
 from ..extensions import db, queue_redis
 from ..models import Attempt, Message, MessageStatus, Webhook, utcnow
+from .counters import REPLAYED_MISSED_EVENTS, REPLAYED_SEND_AGAIN, counter_values
 
 DURATION_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
@@ -19,6 +20,7 @@ class WebhooksCollector:
         yield from self._messages()
         yield from self._webhooks()
         yield from self._attempts()
+        yield from self._replays()
         yield from self._queues()
 
     def _messages(self):
@@ -64,6 +66,16 @@ class WebhooksCollector:
             "webhooks_attempt_duration_seconds_last_hour", "Duration of delivery attempts in the last hour.",
             buckets=buckets, gsum_value=duration_sum / 1000,
         )
+
+    def _replays(self):
+        # A counter stored in the database, added to in the transaction that made the messages: it only grows
+        # (pruning the log does not lower it) and every web process reports the same value.
+        family = CounterMetricFamily("webhooks_replayed", "Messages made by replaying an event, by origin.",
+                                     labels=["origin"])
+        values = counter_values(REPLAYED_SEND_AGAIN, REPLAYED_MISSED_EVENTS)
+        family.add_metric(["send_again"], values[REPLAYED_SEND_AGAIN])
+        family.add_metric(["replay_missed_events"], values[REPLAYED_MISSED_EVENTS])
+        yield family
 
     def _queues(self):
         # Dramatiq's Redis keys are its own business: the backlog is read from the database

@@ -144,7 +144,7 @@ def disable_webhook_after_failures(webhook_id: int, message_id: int, number: int
 
 
 def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[int], fail_reason: str,
-           released_enqueued_at: datetime | None) -> list[Notification]:
+           released_enqueued_at: datetime | None, expired_secret_webhook_id: int | None) -> list[Notification]:
     connection = db.session.connection()
     if records:
         if dialect_name() == "postgresql":
@@ -167,15 +167,20 @@ def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[
     if fail_ids:
         connection.execute(statements.fail_unsent(),
                            {"fail_ids": fail_ids, "fail_reason": fail_reason, "fail_updated_at": utcnow()})
+    if expired_secret_webhook_id is not None:
+        # Read past its overlap: the replaced secret leaves the database now.
+        connection.execute(statements.forget_expired_secret(),
+                           {"expired_webhook_id": expired_secret_webhook_id, "expired_now": utcnow()})
     db.session.commit()
     return [notification for notification in notifications if notification is not None]
 
 
 def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), fail_ids: Sequence[int] = (),
-                 fail_reason: str = "", requeued: bool = False) -> None:
+                 fail_reason: str = "", requeued: bool = False, expired_secret_webhook_id: int | None = None) -> None:
     """Store attempts, give back unsent claims and fail unsendable messages in one transaction, and commit.
 
     `requeued`: a queue entry for the released messages is already on its way (the sweeper can wait).
+    `expired_secret_webhook_id`: a webhook whose replaced secret was read past its overlap (removed here).
 
     The endpoint already answered these attempts: a database connection that drops now must not leave them
     unrecorded (their messages would be sent again when the claims expire). Writing again is a no-op for
@@ -185,7 +190,7 @@ def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), 
     for number in range(1, RECORD_TRIES + 1):
         try:
             notifications = _write(records, list(release_ids), list(fail_ids), fail_reason,
-                                   utcnow() if requeued else None)
+                                   utcnow() if requeued else None, expired_secret_webhook_id)
             break
         except (exc.OperationalError, exc.InterfaceError) as error:
             db.session.rollback()

@@ -14,7 +14,8 @@ from sqlalchemy import delete, exists, select
 
 from ..database import dialect_name
 from ..extensions import actor, db, queue_redis
-from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, utcnow
+from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, Replay, ReplayStatus, utcnow
+from .secret_rotation import clear_expired_previous_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class PruneReport:
 
 
 def prune_log(retention_days: int, now: datetime | None = None, batch_size: int | None = None) -> PruneReport:
-    """Delete finished messages (and their attempts) and orphaned events older than the retention period.
+    """Delete finished messages (and their attempts), orphaned events and finished replays older than the retention
+    period, and reset secrets whose overlap is over.
 
     Commits after every batch so deliveries and pages keep working while it runs; never deletes a
     message that is still Queued or Scheduled retry; safe to run again or concurrently.
@@ -78,6 +80,9 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
     _in_batches(report, delete_events)
     # Sign-in attempts only matter for the lockout window; keep a day of them for investigations.
     db.session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < (now or utcnow()) - timedelta(days=1)))
+    # Finished replays are kept as long as the messages they made (their rows name them).
+    db.session.execute(delete(Replay).where(Replay.status != ReplayStatus.RUNNING, Replay.finished_at < cutoff))
+    clear_expired_previous_secrets(now=now)
     db.session.commit()
     logger.info("pruned %d messages, %d attempts and %d events older than %d days in %d batches",
                 report.messages, report.attempts, report.events, retention_days, report.batches)
@@ -123,7 +128,7 @@ def prune_log_once() -> PruneReport | None:
 
 @actor(queue_name="maintenance", max_retries=3, time_limit=3_600_000)
 def prune_activity_log() -> None:
-    """Nightly: delete activity-log rows older than the retention period (idempotent)."""
+    """Nightly: delete activity-log rows older than the retention period and expired replaced secrets (idempotent)."""
     prune_log_once()
 
 

@@ -13,9 +13,10 @@ from flask import current_app
 
 from .. import PRODUCT_NAME, PRODUCT_VERSION
 from ..models import utcnow
-from ..secrets_vault import SecretUnreadable, decrypt_secret, whsec_form
+from ..secrets_vault import SecretUnreadable, whsec_form
 from .delivery_statements import ClaimedMessage
 from .record import AttemptRecord, Outcome, attempt_record, record_batch
+from .secret_rotation import signing_secrets
 from .signing import delivery_headers, message_body
 from .transport import SendResult, post_json
 
@@ -60,12 +61,17 @@ class BatchOutcome:
 
 
 def prepare_send(claimed: ClaimedMessage) -> PreparedSend:
-    """Build the body and signed headers of the next attempt; messageTime is this send's time."""
-    secret = decrypt_secret(claimed.secret_encrypted)
+    """Build the body and signed headers of the next attempt; messageTime is this send's time.
+
+    The body's token is the current secret; while a replaced secret overlaps, the signature header also
+    carries its signature.
+    """
+    secrets = signing_secrets(claimed.secret_encrypted, claimed.previous_secret_at(utcnow()))
     message_time = int(time.time())
-    body = message_body(claimed.payload, secret, message_time, claimed.message_uuid, claimed.webhook_id)
-    headers = delivery_headers(secret, claimed.message_uuid, message_time, body, USER_AGENT)
-    return PreparedSend(claimed.id, claimed.url, body, headers, redact=(secret, whsec_form(secret)))
+    body = message_body(claimed.payload, secrets[0], message_time, claimed.message_uuid, claimed.webhook_id)
+    headers = delivery_headers(secrets, claimed.message_uuid, message_time, body, USER_AGENT)
+    redact = tuple(form for secret in secrets for form in (secret, whsec_form(secret)))
+    return PreparedSend(claimed.id, claimed.url, body, headers, redact=redact)
 
 
 def send_prepared(prepared: PreparedSend) -> SendResult:
@@ -130,8 +136,9 @@ def send_claimed(claimed: list[ClaimedMessage], full: bool) -> BatchOutcome:
             unsent, fail_reason = claimed[index + 1:], DISABLED_REASON
             break
     unsent_ids = [message.id for message in unsent]
+    expired_secret = claimed[0].webhook_id if claimed[0].previous_secret_expired(utcnow()) else None
     record_batch(records, release_ids=[] if fail_reason else unsent_ids, fail_ids=unsent_ids if fail_reason else [],
-                 fail_reason=fail_reason)
+                 fail_reason=fail_reason, expired_secret_webhook_id=expired_secret)
     outcomes = {record.attempt["attempt_message_id"]: record.outcome for record in records}
     outcomes.update({message_id: Outcome.FAILED if fail_reason else Outcome.DEFERRED for message_id in unsent_ids})
     retries: dict[int, datetime] = {}

@@ -25,12 +25,17 @@ def signature_header(secret: str, message_uuid: str, timestamp: int, body: bytes
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def delivery_headers(secret: str, message_uuid: str, timestamp: int, body: bytes, user_agent: str) -> dict[str, str]:
-    """Headers of every send: JSON content type, product User-Agent, Standard Webhooks id/timestamp/signature."""
+def delivery_headers(secrets: list[str], message_uuid: str, timestamp: int, body: bytes,
+                     user_agent: str) -> dict[str, str]:
+    """Headers of every send: JSON content type, product User-Agent, Standard Webhooks id/timestamp/signature.
+
+    The signature header carries one `v1,` signature per valid secret (the current one first), space-separated,
+    as the Standard Webhooks spec does during a secret's rotation.
+    """
     return {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": user_agent,
         "webhook-id": message_uuid,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(secret, message_uuid, timestamp, body),
+        "webhook-signature": " ".join(signature_header(secret, message_uuid, timestamp, body) for secret in secrets),
     }

@@ -96,15 +96,6 @@ def set_webhook_enabled(webhook_id: int, enabled: bool) -> Webhook:
     return webhook
 
 
-def reset_webhook_secret(webhook_id: int) -> str:
-    """Replace a webhook's secret; the old one stops working at once. Returns the new one."""
-    webhook = get_webhook(webhook_id)
-    secret = generate_secret()
-    webhook.secret_encrypted = encrypt_secret(secret)
-    db.session.flush()
-    return secret
-
-
 def delete_webhook(webhook_id: int) -> None:
     """Remove a webhook and its subscriptions."""
     db.session.delete(get_webhook(webhook_id))

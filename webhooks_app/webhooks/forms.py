@@ -1,12 +1,16 @@
 """The webhook form; the endpoint URL rules live in services/endpoint_urls.py."""
 
+from datetime import datetime, timedelta
+
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, Length, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 from ..events import EVENT_TYPES
 from ..services.endpoint_urls import endpoint_url_problem
+from ..services.secret_rotation import OVERLAP_CHOICES
 from ..services.webhooks import WebhookFields
 
 
@@ -69,3 +73,39 @@ class EnabledForm(FlaskForm):
     """The Status toggle's request: the state the administrator wants."""
 
     enabled = BooleanField("Enabled", false_values=("0", "false", "off", ""))
+
+
+class ResetSecretForm(FlaskForm):
+    """Reset secret: how long the replaced secret keeps signing deliveries."""
+
+    overlap = RadioField(
+        "Old secret stays valid",
+        choices=[SelectChoice(str(seconds), label) for seconds, label in OVERLAP_CHOICES],
+        default="0",  # Stop at once, also when a form (an older page, a script) does not say
+        validate_choice=False,
+    )
+
+    def validate_overlap(self, field) -> None:
+        if field.data not in {str(seconds) for seconds, _ in OVERLAP_CHOICES}:
+            raise ValidationError("Choose how long the old secret stays valid: "
+                                  f"{', '.join(label for _, label in OVERLAP_CHOICES)}.")
+
+    def overlap_seconds(self) -> int:
+        return int(self.overlap.data)
+
+
+class ReplayForm(FlaskForm):
+    """Replay missed events: since when. The browser's script sends its UTC offset for the local time typed;
+    without it the time is UTC."""
+
+    since = DateTimeLocalField(
+        "Since", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        invalid_value_message="Since must be a date and time, such as 2026-11-28T09:30.",
+        validators=[InputRequired("Enter the date and time to replay from.")],
+    )
+    tz_offset = IntegerField(widget=HiddenInput(), validators=[
+        Optional(), NumberRange(min=-1440, max=1440, message="The time zone offset is not understood.")])
+
+    def since_utc(self) -> datetime:
+        """The time entered, in UTC (JavaScript's getTimezoneOffset is UTC minus local time, in minutes)."""
+        return self.since.data + timedelta(minutes=self.tz_offset.data or 0)

@@ -10,12 +10,14 @@ from ..extensions import db
 from ..htmx import is_htmx_request, render_out_of_band, render_page_or_fragment
 from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
+from ..services import replay as replay_service
+from ..services import secret_rotation
 from ..services import webhooks as webhook_service
 from ..services.activity import ERROR_LABELS, webhooks_fingerprint
 from ..services.dispatch import enqueue_messages
 from ..services.mail import mail_configured
 from ..services.test_messages import await_sweeper, create_test_message, find_outcome
-from .forms import ConfirmForm, EnabledForm, WebhookForm
+from .forms import ConfirmForm, EnabledForm, ReplayForm, ResetSecretForm, WebhookForm
 
 bp = Blueprint("webhooks", __name__, url_prefix="/system/integrations/api/webhooks")
 admin_area(bp)
@@ -44,7 +46,8 @@ def dialog_done(message: str):
 
 def show_secret(webhook, secret: str, heading: str, status: int = 200):
     """Render the one and only showing of a webhook secret; for HTMX with the table redrawn out of band."""
-    context = {"webhook": webhook, "secret": secret, "whsec_secret": whsec_form(secret), "heading": heading}
+    context = {"webhook": webhook, "secret": secret, "whsec_secret": whsec_form(secret), "heading": heading,
+               "previous_until": secret_rotation.previous_secret_valid_until(webhook)}
     dialog, status = render_page_or_fragment("webhooks/secret.html", "content", status=status, **context)
     if is_htmx_request():
         dialog += render_block(PAGE, "table", oob=True, webhooks=webhook_service.list_webhooks())
@@ -53,8 +56,9 @@ def show_secret(webhook, secret: str, heading: str, status: int = 200):
 
 def form_dialog(form: WebhookForm, webhook=None):
     """The Add or Edit dialog; 422 with the errors beside their fields when a submitted form was refused."""
+    previous_until = secret_rotation.previous_secret_valid_until(webhook) if webhook else None
     return render_page_or_fragment("webhooks/form.html", "content", status=422 if form.is_submitted() else 200,
-                                   form=form, webhook=webhook)
+                                   form=form, webhook=webhook, previous_until=previous_until)
 
 
 @bp.get("")
@@ -105,7 +109,8 @@ def edit(webhook_id: int):
     webhook = load_webhook_or_404(webhook_id)
     form = WebhookForm(obj=webhook, events=webhook.event_types)
     if form.validate_on_submit():
-        webhook_service.update_webhook(webhook_id, form.to_fields())
+        webhook = webhook_service.update_webhook(webhook_id, form.to_fields())
+        secret_rotation.forget_expired_previous_secret(webhook)
         db.session.commit()
         return dialog_done(f"Webhook “{form.name.data}” saved.")
     return form_dialog(form, webhook)
@@ -140,13 +145,80 @@ def delete(webhook_id: int):
 
 @bp.route("/<id:webhook_id>/reset-secret", methods=["GET", "POST"])
 def reset_secret(webhook_id: int):
-    """Ask for confirmation, then replace a webhook's secret and show the new one once."""
+    """Ask how long the old secret stays valid, then replace it and show the new one once."""
     webhook = load_webhook_or_404(webhook_id)
-    if ConfirmForm().validate_on_submit():
-        secret = webhook_service.reset_webhook_secret(webhook_id)
+    form = ResetSecretForm()
+    if form.validate_on_submit():
+        secret = secret_rotation.reset_secret(webhook_id, form.overlap_seconds())
         db.session.commit()
         return show_secret(webhook, secret, heading="New secret")
-    return render_page_or_fragment("webhooks/reset_secret.html", "content", webhook=webhook)
+    return render_page_or_fragment("webhooks/reset_secret.html", "content",
+                                   status=422 if form.is_submitted() else 200, webhook=webhook, form=form)
+
+
+@bp.post("/<id:webhook_id>/previous-secret/expire")
+def expire_previous_secret(webhook_id: int):
+    """Expire now: end a reset secret's overlap; only the current secret signs deliveries from now on."""
+    webhook = load_webhook_or_404(webhook_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "The request to expire the previous secret was not understood.")
+    expired = secret_rotation.expire_previous_secret(webhook_id)
+    db.session.commit()
+    if is_htmx_request():
+        return render_block("webhooks/form.html", "previous_secret", webhook=webhook, previous_until=None,
+                            just_expired=expired)
+    flash("The previous secret no longer works." if expired else "There was no previous secret to expire.",
+          "success")
+    return redirect(url_for("webhooks.edit", webhook_id=webhook_id))
+
+
+def replay_preview(webhook, form: ReplayForm) -> dict:
+    """The dialog's count: how many events a replay since the form's time would send, or why it cannot say."""
+    problems = [*form.since.errors, *form.tz_offset.errors]
+    if problems:
+        return {"count": None, "count_problem": problems[0]}
+    try:
+        since = replay_service.check_since(form.since_utc())
+    except replay_service.ReplayError as error:
+        return {"count": None, "count_problem": str(error)}
+    return {"count": replay_service.missed_event_count(webhook.id, since), "count_problem": None, "since": since}
+
+
+def replay_dialog(webhook, form: ReplayForm, status: int = 200, block: str = "content", default: bool = False):
+    """The Replay missed events dialog (or its count alone), with the count for the time in the form."""
+    return render_page_or_fragment("webhooks/replay.html", block, status=status, webhook=webhook, form=form,
+                                   default=default, **replay_preview(webhook, form))
+
+
+@bp.route("/<id:webhook_id>/replay", methods=["GET", "POST"])
+def replay(webhook_id: int):
+    """Replay missed events: ask Since (showing how many events it would send), then start the replay."""
+    webhook = load_webhook_or_404(webhook_id)
+    form = ReplayForm()
+    if request.method == "GET":
+        form.since.data = replay_service.default_since(webhook)
+        return replay_dialog(webhook, form, default=True)
+    if form.validate_on_submit():
+        try:
+            started = replay_service.create_replay(webhook_id, form.since_utc(), current_user.email)
+        except replay_service.ReplayError as error:
+            db.session.rollback()
+            form.since.errors.append(str(error))
+        else:
+            db.session.commit()
+            queued = replay_service.start_replay(started.id)
+            return render_page_or_fragment("webhooks/replay_started.html", "content", webhook=webhook,
+                                           replay=started, queued=queued)
+    return replay_dialog(webhook, form, status=422)
+
+
+@bp.get("/<id:webhook_id>/replay/count")
+def replay_count(webhook_id: int):
+    """The dry run: how many events a replay since `since` would send (the dialog's count, refreshed as it changes)."""
+    webhook = load_webhook_or_404(webhook_id)
+    form = ReplayForm(formdata=request.args, meta={"csrf": False})
+    form.validate()
+    return replay_dialog(webhook, form, block="count")
 
 
 @bp.post("/<id:webhook_id>/test")
