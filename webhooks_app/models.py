@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -115,7 +115,8 @@ class Event(db.Model):
 
     __tablename__ = "events"
     # eventId first: the index also finds an event by its eventId alone.
-    __table_args__ = (UniqueConstraint("event_uuid", "scope", name="uq_events_event_uuid_scope"),)
+    __table_args__ = (UniqueConstraint("event_uuid", "scope", name="uq_events_event_uuid_scope"),
+                      Index("ix_events_subject", "subject_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_uuid: Mapped[str] = mapped_column(String(36))
@@ -123,6 +124,8 @@ class Event(db.Model):
     body_digest: Mapped[str | None] = mapped_column(String(64))
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(db.JSON)
+    # What the event is about (its assetId, folderId or targetUserId), for the log's search.
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -149,6 +152,9 @@ class Message(db.Model):
         Index("ix_messages_status_id", "status", "id"),
         Index("ix_messages_webhook_created_status", "webhook_id", "created_at", "status"),
         Index("ix_messages_created", "created_at", "status"),
+        # The log's event type filter, on one webhook's log and on All activity.
+        Index("ix_messages_webhook_type_id", "webhook_id", "event_type", "id"),
+        Index("ix_messages_type_id", "event_type", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -196,5 +202,8 @@ class Attempt(db.Model):
     error_kind: Mapped[str | None] = mapped_column(String(32))
     error_detail: Mapped[str | None] = mapped_column(Text)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
+    # JSON objects: the headers sent (signature included, never the secret) and the answer's (capped).
+    request_headers: Mapped[str | None] = mapped_column(Text)
+    response_headers: Mapped[str | None] = mapped_column(Text)
 
     message: Mapped[Message] = relationship(back_populates="attempts")
