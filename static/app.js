@@ -305,6 +305,18 @@
       remember(active && active !== document.body && event.detail.elt.contains(active) ? active : event.detail.elt);
     }
   });
+  // A filter form leaves its unset fields out of the address: ?status=failed, not ?q=&type=&status=failed&range=.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.verb !== "get" || !event.detail.elt.matches("form[data-drop-empty]")) return;
+    var parameters = event.detail.parameters;
+    var names = typeof parameters.keys === "function" ? Array.from(parameters.keys()) : Object.keys(parameters);
+    names.forEach(function (name) {
+      var value = typeof parameters.get === "function" ? parameters.get(name) : parameters[name];
+      if (value === "") {
+        if (typeof parameters.delete === "function") parameters.delete(name); else delete parameters[name];
+      }
+    });
+  });
   // Any other failed answer (a proxy's error page, say) is not swapped; only its status is shown.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;

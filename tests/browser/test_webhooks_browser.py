@@ -147,16 +147,16 @@ def test_add_edit_toggle_reset_secret_and_delete_through_the_ui(signed_in_page: 
     # The Status switch, from the keyboard: Space turns it off, Enter turns it back on.
     switch = page.get_by_role("switch", name=f"Status of {name}")
     expect(switch).to_have_attribute("aria-checked", "true")
-    expect(switch).to_have_text("Enabled")
+    expect(switch.locator(".switch-label")).to_have_text("Enabled")
     switch.focus()
     page.keyboard.press("Space")
     expect(switch).to_have_attribute("aria-checked", "false")
-    expect(switch).to_have_text("Disabled")
+    expect(switch.locator(".switch-label")).to_have_text("Disabled")
     expect(row).to_have_class(re.compile(r"\bis-disabled\b"))
     switch.focus()
     page.keyboard.press("Enter")
     expect(switch).to_have_attribute("aria-checked", "true")
-    expect(switch).to_have_text("Enabled")
+    expect(switch.locator(".switch-label")).to_have_text("Enabled")
     expect(row).not_to_have_class(re.compile(r"\bis-disabled\b"))
 
     # Reset secret from the action menu: confirm, and a different secret is shown.

@@ -214,11 +214,11 @@ def poll():
 
 
 @bp.app_template_global()
-def log_url(webhook, **params) -> str:
-    """The URL of a log page (a webhook's or all activity) with its query kept."""
+def log_url(page_webhook, /, **params) -> str:
+    """The URL of a log page (a webhook's, or All activity, whose filters may name a webhook) with its query kept."""
     params = {key: value for key, value in params.items() if value not in (None, "")}
-    if webhook is not None:
-        return url_for("activity.webhook_log", webhook_id=webhook.id, **params)
+    if page_webhook is not None:
+        return url_for("activity.webhook_log", webhook_id=page_webhook.id, **params)
     return url_for("activity.all_activity", **params)
 
 
