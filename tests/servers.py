@@ -148,6 +148,11 @@ class Receiver:
                     self.send_header("Location", f"https://127.0.0.1:{receiver.port}/ok")
                 if self.path.startswith("/cookie"):
                     self.send_header("Set-Cookie", "tracking=endpoint-set; Path=/")
+                if self.path.startswith("/headers"):  # many headers, a long one, and one echoing the secret
+                    self.send_header("X-Echo-Token", json.loads(body).get("token", ""))
+                    self.send_header("X-Long", "v" * 1000)
+                    for number in range(60):
+                        self.send_header(f"X-Extra-{number}", str(number))
                 self.send_header("Content-Length", str(len(answer)))
                 self.send_header("Content-Type", "text/html")
                 self.end_headers()
@@ -172,7 +177,8 @@ class Receiver:
     def answer_for(path: str) -> tuple[int, bytes]:
         """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup, `/slow/S` 204 after S s.
 
-        Paths starting `/cookie` also set a cookie; `/echo` answers 200 with the request's body; `/hang` never
+        Paths starting `/cookie` also set a cookie; `/headers` also send 62 more headers (one echoing the token);
+        `/echo` answers 200 with the request's body; `/hang` never
         answers; `/fail-first` answers 500 to a message's first delivery and 204 to the next ones.
         """
         if path.startswith("/status/"):
