@@ -113,6 +113,7 @@ def page_list(app, client, webhook_id: int, fill: FillSummary) -> list[tuple]:
         ("Webhooks page", "/system/integrations/api/webhooks", 200, target),
         ("Webhooks page, live poll", webhooks_poll_url, 204, target),
         ("All activity, first page", everything, 200, target),
+        ("All activity, summary (fetched by the page)", f"{everything}/summary", 200, None),
         ("All activity, Status = Failed", f"{everything}?status=failed", 200, target),
         ("All activity, Webhook filter", f"{everything}?webhook={webhook_id}", 200, target),
         ("All activity, search eventId", f"{everything}?q={sample['event']}", 200, target),

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from factories import make_message, make_webhook
-from markup import parse, select_all, select_one, texts
+from markup import parse, select_all, select_one, text_of, texts
 
 from webhooks_app.extensions import db
 from webhooks_app.models import Event, Message, MessageStatus
@@ -140,3 +140,17 @@ def test_new_events_store_their_subject_for_the_search(app_context):
     emit_event({"type": "user.create", "targetUserId": 12, "userId": 1})
     subjects = db.session.execute(db.select(Event.event_type, Event.subject_id).order_by(Event.id)).all()
     assert subjects == [("asset.addToFolder", 3), ("user.create", 12)]
+
+
+def test_all_activity_fetches_its_30_day_summary_on_its_own(admin_client, world):
+    """All activity's page does not count 30 days of every webhook itself: its summary placeholder fetches the
+    counts (and chart) once shown; the fragment has them, and without JavaScript it is a page of its own."""
+    page = parse(admin_client.get(f"{BASE}/activity"))
+    placeholder = select_one(page, "#log-summary")
+    assert placeholder["hx-get"] == f"{BASE}/activity/summary" and placeholder["hx-trigger"] == "load"
+    assert select_all(placeholder, "table.counts") == []
+    fragment = parse(admin_client.get(f"{BASE}/activity/summary", headers=HTMX))
+    assert select_one(fragment, "#log-summary")
+    failed_month = select_one(fragment, "table.counts tbody tr:nth-of-type(2) td.status-failed")
+    assert text_of(failed_month) == "1"
+    assert select_one(admin_client.get(f"{BASE}/activity/summary"), "h1")

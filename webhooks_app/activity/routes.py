@@ -10,7 +10,7 @@ from markupsafe import Markup
 from wtforms.fields.choices import SelectChoice
 
 from ..auth.routes import admin_area
-from ..htmx import render_page_or_fragment
+from ..htmx import is_htmx_request, render_page_or_fragment
 from ..models import MessageStatus, utcnow
 from ..redis_status import redis_is_available
 from ..services import activity
@@ -47,7 +47,7 @@ def _log_filter(form: LogQueryForm, webhook_id: int | None, now: datetime) -> Lo
     since = TIME_RANGES.get(form.range.data or "")
     return LogFilter(webhook_id=webhook_id, status=form.status.data or None, event_type=form.type.data or None,
                      search=form.search(),
-                     first_id=first_message_id_since(now - since) if since is not None else None)
+                     first_id=first_message_id_since(now - since) if since is not None else None).with_search_resolved()
 
 
 def _log_context(webhook, form: LogQueryForm) -> dict:
@@ -70,15 +70,30 @@ def _log_context(webhook, form: LogQueryForm) -> dict:
         "log_filter": log_filter,
         "status_filter": form.status.data or "",
         "page": page,
-        "counts_day": activity.status_counts(webhook_id, now - timedelta(hours=24)),
-        "counts_month": activity.status_counts(webhook_id, now - timedelta(days=30)),
-        "hours": activity.hourly_outcomes(webhook_id, now),
+        # All activity's summary counts every message of 30 days: the page asks for it on its own (summary()).
+        **(_summary_context(webhook_id, now) if webhook else {"summary_deferred": True}),
         "poll": _poll_state(page.messages, live=page.is_newest and not form.errors, rendered_at=now,
                             summary=activity.summary_fingerprint(webhook_id, now), redis_available=redis_available),
         "labels": MessageStatus.LABELS,
         "webhooks_by_id": webhooks,
         "redis_available": redis_available,
     }
+
+
+def _summary_context(webhook_id: int | None, now: datetime) -> dict:
+    return {"counts_day": activity.status_counts(webhook_id, now - timedelta(hours=24)),
+            "counts_month": activity.status_counts(webhook_id, now - timedelta(days=30)),
+            "hours": activity.hourly_outcomes(webhook_id, now), "labels": MessageStatus.LABELS}
+
+
+@bp.get("/activity/summary")
+def summary():
+    """All activity's counts and hourly chart, fetched by the page once it is shown (a page of its own without
+    JavaScript)."""
+    context = _summary_context(None, utcnow())
+    if is_htmx_request():
+        return render_block(PAGE, "summary", **context)
+    return render_template("activity/summary.html", **context)
 
 
 def _poll_state(messages, live: bool, rendered_at: datetime, summary: str, redis_available: bool) -> dict:
@@ -204,9 +219,7 @@ def poll():
                "webhooks_by_id": {w.id: w for w in list_webhooks()} if all_activity else {},
                "redis_available": redis_available}
     if "summary" in blocks:
-        context.update(counts_day=activity.status_counts(summary_webhook, now - timedelta(hours=24)),
-                       counts_month=activity.status_counts(summary_webhook, now - timedelta(days=30)),
-                       hours=activity.hourly_outcomes(summary_webhook, now))
+        context.update(_summary_context(summary_webhook, now))
     answer = render_blocks(PAGE, [*blocks, "poller"], oob=True, **context)
     if redis_changed:
         answer += render_template("_redis_alert.html", oob=True, redis_available=redis_available)

@@ -202,10 +202,13 @@ def log_changes(log_filter: LogFilter, newest_id: int, pending_ids: list[int], s
 
 
 def summary_fingerprint(webhook_id: int | None, now: datetime) -> str:
-    """Changes whenever the log's counts or hourly chart would: a new message, a new attempt, a new hour.
+    """Changes whenever a webhook log's counts or hourly chart would: a new message, a new attempt, a new hour.
 
-    Two index lookups (the newest message id and attempt time of the webhook, or of all webhooks).
+    Two index lookups (the newest message id and attempt time of the webhook). All activity counts every
+    message of 30 days, so its summary is redrawn at most once a minute instead.
     """
+    if webhook_id is None:
+        return f"{now:%Y%m%d%H%M}"
     newest_message = select(func.max(Message.id))
     newest_attempt = select(func.max(Attempt.started_at))
     if webhook_id is not None:

@@ -6,7 +6,7 @@ the Oldest page start at the range's first message instead of scanning the rows 
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import false, or_, select
@@ -19,6 +19,10 @@ STATUS_FILTERS = {"sent": MessageStatus.SENT, "queued": MessageStatus.QUEUED,
                   "scheduled_retry": MessageStatus.SCHEDULED_RETRY, "failed": MessageStatus.FAILED}
 TIME_RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
                "30d": timedelta(days=30)}
+
+
+# A search finds at most this many messages (the newest): an id that thousands of events are about is a broad search.
+MAX_FOUND = 2000
 
 
 class SearchNotUnderstood(ValueError):
@@ -50,10 +54,25 @@ class Search:
                 "or for an asset, folder or user id (a number).") from None
 
     def condition(self):
+        """The search as one condition (for the live poll's few new rows)."""
         if self.uuid is not None:
             events = select(Event.id).where(Event.event_uuid == self.uuid)
             return or_(Message.message_uuid == self.uuid, Message.event_id.in_(events))
         return Message.event_id.in_(select(Event.id).where(Event.subject_id == self.subject_id))
+
+    def message_ids(self) -> list[int]:
+        """The ids of the messages found (the newest MAX_FOUND), each way by its own index."""
+        if self.uuid is not None:
+            by_message = select(Message.id).where(Message.message_uuid == self.uuid)
+            events = select(Event.id).where(Event.event_uuid == self.uuid)
+        else:
+            by_message = None
+            events = select(Event.id).where(Event.subject_id == self.subject_id)
+        event_ids = list(db.session.scalars(events.order_by(Event.id.desc()).limit(MAX_FOUND)))
+        found = set(db.session.scalars(by_message)) if by_message is not None else set()
+        if event_ids:
+            found.update(db.session.scalars(select(Message.id).where(Message.event_id.in_(event_ids))))
+        return sorted(found, reverse=True)[:MAX_FOUND]
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,13 @@ class LogFilter:
     event_type: str | None = None
     search: Search | None = None
     first_id: int | None = None  # the time range as the id of its first message; 0: nothing is in range
+    found_ids: tuple[int, ...] | None = None  # the search's messages, looked up once for a page
+
+    def with_search_resolved(self) -> "LogFilter":
+        """The same filter with the search's messages looked up (a short id list the pages' queries use)."""
+        if self.search is None:
+            return self
+        return replace(self, found_ids=tuple(self.search.message_ids()))
 
     def conditions(self) -> list:
         conditions = []
@@ -72,7 +98,9 @@ class LogFilter:
             conditions.append(Message.status == STATUS_FILTERS[self.status])
         if self.event_type:
             conditions.append(Message.event_type == self.event_type)
-        if self.search is not None:
+        if self.found_ids is not None:
+            conditions.append(Message.id.in_(self.found_ids) if self.found_ids else false())
+        elif self.search is not None:
             conditions.append(self.search.condition())
         if self.first_id is not None:
             conditions.append(Message.id >= self.first_id if self.first_id else false())
