@@ -287,9 +287,12 @@
     restoreFocus();
     // A form refused outside a dialog (the API token's name) puts the focus on its first field with an error.
     var target = event.detail.target;
-    var source = event.detail.elt;
-    if (target && source && source.matches && source.matches("form") && !target.closest("#dialog-host")) {
-      var invalid = firstInvalid(target);
+    var config = event.detail.requestConfig;
+    var source = config && config.elt;
+    if (target && source && source.matches && source.matches("form") && !(target.closest && target.closest("#dialog-host"))) {
+      // An outerHTML swap replaced the target: look in its successor.
+      var root = target.isConnected ? target : (target.id && document.getElementById(target.id)) || document;
+      var invalid = firstInvalid(root);
       if (invalid) invalid.focus();
     }
   });
