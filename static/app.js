@@ -280,6 +280,11 @@
     if (detail.elt && detail.elt.id === "webhooks-live" && overlayOpen()) {
       detail.shouldSwap = false;
     }
+    // The answer of a live poll whose poller a redraw replaced meanwhile (a filter applied, a page turned) speaks
+    // of rows that may be gone: the new poller asks again.
+    if (detail.elt && detail.elt.hasAttribute("data-live-poll") && !detail.elt.isConnected) {
+      detail.shouldSwap = false;
+    }
     if (detail.shouldSwap) rememberFocus();
   });
 

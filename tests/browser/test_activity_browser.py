@@ -1,14 +1,11 @@
 """The activity log and the live Webhooks page driven through a real Chromium.
 
 Runs Debian's Chromium (/usr/bin/chromium) through Playwright against the app served by `live_server`,
-with a real worker and scheduler where deliveries happen. Set WEBHOOKS_SCREENSHOTS=1 to (re)write
-docs/activity-log.png.
+with a real worker and scheduler where deliveries happen.
 """
 
-import os
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -21,7 +18,6 @@ from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
 BASE = "/system/integrations/api"
 WEBHOOKS_PATH = f"{BASE}/webhooks"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "activity-log.png"
 EVENT = {"type": "asset.create", "assetId": 101, "userId": 1}
 POLL_REQUEST = re.compile(re.escape(f"{BASE}/activity/poll") + r"\b")
 
@@ -191,22 +187,3 @@ def test_status_filter_is_kept_in_the_url(app, page: Page, sign_in, mixed_log):
     expect(page.get_by_label("Status", exact=True)).to_have_value("failed")
     expect(statuses).to_have_text(["Failed"] * 3)
     assert [row.get_attribute("id") for row in log_rows(page).all()] == failed_ids
-
-    if os.environ.get("WEBHOOKS_SCREENSHOTS") == "1":
-        write_screenshot(page, log_path)
-
-
-def write_screenshot(page: Page, log_path: str) -> None:
-    """docs/activity-log.png: the unfiltered log at 1280x900, rows of all four statuses above the fold, and
-    the details of the newest Scheduled retry (one failed attempt, HTTP 503, its answer opened) expanded."""
-    page.goto(log_path)
-    expect(log_rows(page)).to_have_count(16)
-    retry_row = log_rows(page).filter(has=page.locator("span.status", has_text="Scheduled retry")).first
-    retry_row.get_by_role("button", name="asset.create").click()
-    details = page.locator("tr.details-row[data-loaded]")
-    expect(details).to_be_visible()
-    expect(details.locator("table.attempts")).to_contain_text("HTTP 503")
-    details.get_by_text("Answer (first 1 KiB)").click()
-    expect(details.locator("pre.response-excerpt")).to_be_visible()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
