@@ -79,6 +79,7 @@ def viewport_page(request, browser: Browser, live_server, app):
 
 def screenshot(page: Page, name: str) -> None:
     if os.environ.get("WEBHOOKS_SCREENSHOTS") == "1":
+        page.evaluate("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
         DOCS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOCS / f"{name}-{page.viewport_name}.png"))
 
@@ -120,8 +121,8 @@ def test_every_page_and_dialog_fits_works_by_keyboard_and_passes_axe(viewport_pa
     expect(row.locator("td.url")).to_have_attribute("title", LONG_URL)
     for cell in ("td.url", "td.events", "td.health", "td.status", "td.row-actions"):
         expect(row.locator(cell)).to_be_in_viewport()
-    problems += audit(page, f"{where} Webhooks page")
     screenshot(page, "webhooks-page")
+    problems += audit(page, f"{where} Webhooks page")
 
     if where == "phone":
         menu_button = page.get_by_role("button", name="Menu")
@@ -164,8 +165,8 @@ def test_every_page_and_dialog_fits_works_by_keyboard_and_passes_axe(viewport_pa
     add.get_by_role("button", name="Create").click()
     secret = page.get_by_role("dialog", name="Webhook created")
     expect(secret.get_by_label("Secret", exact=True)).to_be_in_viewport()
-    problems += audit(page, f"{where} secret dialog", tab_walk=False)
     screenshot(page, "secret-dialog")
+    problems += audit(page, f"{where} secret dialog", tab_walk=False)
     secret.get_by_role("link", name="Done").click()
     expect(page.get_by_role("link", name="Add webhook")).to_be_focused()
 
@@ -174,8 +175,8 @@ def test_every_page_and_dialog_fits_works_by_keyboard_and_passes_axe(viewport_pa
     details = page.locator("tr.details-row[data-loaded]")
     expect(details).to_be_visible()
     details.get_by_text("Request and response").first.click()
-    problems += audit(page, f"{where} activity log with details")
     screenshot(page, "activity-log")
+    problems += audit(page, f"{where} activity log with details")
     page.goto(f"{WEBHOOKS_PATH}/{world['quiet']}/log")
     expect(page.get_by_role("button", name="Send a test message")).to_be_visible()
     problems += audit(page, f"{where} empty log")
