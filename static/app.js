@@ -1,9 +1,56 @@
 // What HTML and htmx cannot do here: show arriving dialogs as modals, close them in place and give the focus back
-// to what opened them, copy to the clipboard, show times in the viewer's zone (and read typed ones in it), toggle
-// loaded log details, hold the conditions of polls and clickable rows (htmx may not evaluate them under the page's
-// policy), and report failures no fragment explains.
+// to what opened them, keep the focus and the reader's place through live redraws, copy to the clipboard, show
+// times in the viewer's zone (and read typed ones in it), toggle loaded log details, hold the conditions of polls
+// and clickable rows (htmx may not evaluate them under the page's policy), and report failures no fragment explains.
 (function () {
   "use strict";
+
+  var FOCUSABLE = "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select, textarea, [tabindex]";
+
+  // ---- Dialogs -------------------------------------------------------------------------------------------------
+  // Whatever opens a dialog in the dialog host is remembered (by id, since a live redraw may replace the element)
+  // and gets the focus back when the host is empty again: Escape, ×, Cancel, Done, or a Save that closes it.
+  var opener = null;
+
+  function focusTarget(element) {
+    if (!element || !element.closest) return null;
+    // A menu item's popover is closed by then: its ⋯ button stands for it.
+    var popover = element.closest("[popover]");
+    if (popover && popover.id && !popover.matches(".sidebar")) {
+      var invoker = document.querySelector('[popovertarget="' + popover.id + '"]');
+      if (invoker) return invoker;
+    }
+    if (element.matches("form")) element = element.querySelector("button, [type=submit]") || element;
+    if (!element.matches(FOCUSABLE)) element = element.querySelector(FOCUSABLE) || element;
+    return element;
+  }
+
+  function remember(element) {
+    var target = focusTarget(element);
+    if (!target) return;
+    opener = { element: target, id: target.id || null };
+  }
+
+  function giveFocusBack() {
+    var saved = opener;
+    opener = null;
+    if (!saved) return;
+    var target = saved.id ? document.getElementById(saved.id) : null;
+    if (!target && saved.element.isConnected) target = saved.element;
+    if (!target) target = document.getElementById("main");
+    target.focus({ preventScroll: false });
+  }
+
+  function dialogHost() { return document.getElementById("dialog-host"); }
+
+  function hostIsEmpty() {
+    var host = dialogHost();
+    return !host || !host.querySelector("dialog");
+  }
+
+  function firstInvalid(root) {
+    return root.querySelector('[aria-invalid="true"]');
+  }
 
   function openDialogs(root) {
     var dialogs = root.matches && root.matches("dialog[data-modal]") ? [root] : [];
@@ -13,36 +60,18 @@
     dialogs.forEach(function (dialog) {
       if (!dialog.isConnected || (dialog.open && dialog.matches(":modal"))) return;
       if (dialog.open) dialog.close();
+      if (!opener && document.activeElement && document.activeElement !== document.body) remember(document.activeElement);
       dialog.showModal();
-      var focus = dialog.querySelector("[autofocus]");
+      // A refused form puts the focus on its first field with an error; otherwise the dialog's autofocus.
+      var focus = firstInvalid(dialog) || dialog.querySelector("[autofocus]");
       if (focus) focus.focus();
     });
-  }
-
-  // What opened the dialog now in the host: the focus goes back there when it closes. A row's menu item is gone
-  // from view by then (its popover closed) and may have been redrawn: its menu's button takes the focus.
-  var opener = null;
-
-  function rememberOpener(element) {
-    var popover = element.closest("[popover]");
-    opener = {element: element, menu: popover ? popover.id : null, id: element.id || null};
-  }
-
-  function restoreFocus() {
-    var from = opener;
-    opener = null;
-    if (!from) return;
-    var target = from.menu ? document.querySelector('[popovertarget="' + from.menu + '"]') : from.element;
-    if (target && !target.isConnected && from.id) target = document.getElementById(from.id);
-    // A clicked table row is not focusable: its name link is.
-    if (target && target.matches("tr")) target = target.querySelector("a[href]");
-    if (target && target.isConnected) target.focus();
   }
 
   function closeDialog(dialog) {
     dialog.close();
     dialog.remove();
-    restoreFocus();
+    if (hostIsEmpty()) giveFocusBack();
   }
 
   // A datetime-local input the server filled in UTC (data-utc) shows the viewer's local time instead, and its hint
@@ -75,6 +104,7 @@
     }
   });
 
+  // ---- Errors --------------------------------------------------------------------------------------------------
   // Say that a request failed, where the server's error fragment would have gone (errors/error.html).
   function showRequestError(message) {
     var openDialog = document.querySelector("#dialog-host dialog[open]");
@@ -88,6 +118,7 @@
     });
   }
 
+  // ---- Times ---------------------------------------------------------------------------------------------------
   // Show times in the viewer's time zone; the UTC instant stays in the title.
   function localTimes(root) {
     var times = root.querySelectorAll ? root.querySelectorAll("time[data-local]") : [];
@@ -101,10 +132,71 @@
     });
   }
 
+  // ---- The live log keeps the reader's place ---------------------------------------------------------------------
+  // New rows the poll brings while the reader is scrolled down wait hidden behind an "N new" button at the top.
+  function readerAtTop() {
+    var rows = document.getElementById("log-rows");
+    if (!rows) return true;
+    return rows.getBoundingClientRect().top >= 0;
+  }
+
+  function heldRows() {
+    return Array.prototype.slice.call(document.querySelectorAll("#log-rows tr.log-row[data-held]"));
+  }
+
+  function updateNewButton() {
+    var bar = document.getElementById("log-new-rows");
+    if (!bar) return;
+    var count = heldRows().length;
+    bar.hidden = count === 0;
+    var button = bar.querySelector("button");
+    if (button) button.textContent = count === 1 ? "1 new message" : count + " new messages";
+  }
+
+  function placeNewRows(root) {
+    var rows = root.querySelectorAll ? root.querySelectorAll("tr.log-row[data-new]") : [];
+    if (!rows.length) return;
+    var hold = !readerAtTop();
+    Array.prototype.forEach.call(rows, function (row) {
+      row.removeAttribute("data-new");
+      if (hold) row.setAttribute("data-held", "");
+    });
+    updateNewButton();
+  }
+
+  function showHeldRows() {
+    heldRows().forEach(function (row) { row.removeAttribute("data-held"); });
+    updateNewButton();
+    var table = document.getElementById("log-rows");
+    if (table) {
+      table.closest(".table-panel").scrollIntoView({ block: "start" });
+      var first = table.querySelector("tr.log-row button");
+      if (first) first.focus({ preventScroll: true });
+    }
+  }
+
+  // ---- Focus through redraws ----------------------------------------------------------------------------------
+  // A redraw (a live poll, a toggle, a filter) that replaces the focused element gives the focus to its successor
+  // with the same id, so keyboard users keep their place.
+  var focusedId = null;
+
+  function rememberFocus() {
+    var active = document.activeElement;
+    focusedId = active && active !== document.body && active.id ? active.id : null;
+  }
+
+  function restoreFocus() {
+    var active = document.activeElement;
+    if (!focusedId || (active && active !== document.body && active.isConnected)) return;
+    var successor = document.getElementById(focusedId);
+    if (successor && !successor.closest("[hidden], [data-held]")) successor.focus({ preventScroll: true });
+  }
+
   function onNewContent(root) {
     openDialogs(root);
     localTimes(root);
     localInputs(root);
+    placeNewRows(root);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -113,13 +205,43 @@
     } else {
       onNewContent(document);
     }
+    // The dialog host emptied by a swap (a Save or Delete that closes its dialog) gives the focus back.
+    var host = dialogHost();
+    if (host && window.MutationObserver) {
+      new MutationObserver(function () {
+        if (opener && hostIsEmpty()) setTimeout(function () { if (hostIsEmpty()) giveFocusBack(); }, 0);
+      }).observe(host, { childList: true });
+    }
   });
   document.addEventListener("htmx:oobAfterSwap", function (event) { onNewContent(event.detail.target || document); });
 
+  // ---- Clicks --------------------------------------------------------------------------------------------------
+  function copyText(copier) {
+    var source = document.querySelector(copier.getAttribute("data-copy"));
+    if (!source) return;
+    var text = "value" in source && source.value !== undefined && source.matches("input, textarea") ? source.value : source.textContent;
+    if (source.select) source.select();
+    var label = copier.textContent;
+    var done = function () {
+      copier.textContent = "Copied";
+      setTimeout(function () { copier.textContent = label; }, 2000);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { document.execCommand("copy"); done(); });
+    } else {
+      document.execCommand("copy");
+      done();
+    }
+  }
+
   document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-show-held]")) {
+      showHeldRows();
+      return;
+    }
     // A log row whose details are loaded toggles them instead of fetching again.
     var logRow = event.target.closest("tr.log-row");
-    if (logRow && !event.target.closest("a")) {
+    if (logRow && !event.target.closest("a, [data-copy]")) {
       var details = document.getElementById(logRow.id.replace("message-row-", "message-details-"));
       if (details && details.dataset.loaded) {
         details.hidden = !details.hidden;
@@ -135,15 +257,8 @@
     }
     var copier = event.target.closest("[data-copy]");
     if (copier) {
-      var input = document.querySelector(copier.getAttribute("data-copy"));
-      input.select();
-      var done = function () { copier.textContent = "Copied"; };
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
-      } else {
-        document.execCommand("copy");
-        done();
-      }
+      event.stopPropagation();
+      copyText(copier);
     }
   });
 
@@ -156,7 +271,7 @@
   }, true);
 
   function overlayOpen() {
-    return Boolean(document.querySelector("#dialog-host dialog, [popover]:popover-open"));
+    return Boolean(document.querySelector("#dialog-host dialog, .menu[popover]:popover-open"));
   }
 
   // The page's conditions for a request, kept here rather than in hx-trigger filters: htmx evaluates
@@ -196,28 +311,50 @@
     if (detail.elt && detail.elt.id === "webhooks-live" && overlayOpen()) {
       detail.shouldSwap = false;
     }
+    // The answer of a live poll whose poller a redraw replaced meanwhile (a filter applied, a page turned) speaks
+    // of rows that may be gone: the new poller asks again.
+    if (detail.elt && detail.elt.hasAttribute("data-live-poll") && !detail.elt.isConnected) {
+      detail.shouldSwap = false;
+    }
+    if (detail.shouldSwap) rememberFocus();
   });
 
-  // A request that will fill the empty dialog host: remember what made it, to give it the focus back.
-  document.addEventListener("htmx:beforeRequest", function (event) {
-    var host = document.getElementById("dialog-host");
-    if (event.detail.target === host && !host.querySelector("dialog")) {
-      var elt = event.detail.elt;
-      var submitter = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent &&
-        event.detail.requestConfig.triggeringEvent.submitter;
-      rememberOpener(submitter || elt);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    restoreFocus();
+    // A form refused outside a dialog (the API token's name) puts the focus on its first field with an error.
+    var target = event.detail.target;
+    var config = event.detail.requestConfig;
+    var source = config && config.elt;
+    if (target && source && source.matches && source.matches("form") && !(target.closest && target.closest("#dialog-host"))) {
+      // An outerHTML swap replaced the target: look in its successor.
+      var root = target.isConnected ? target : (target.id && document.getElementById(target.id)) || document;
+      var invalid = firstInvalid(root);
+      if (invalid) invalid.focus();
     }
   });
-  // A dialog closed by its server answer (the host emptied): the focus goes back to its opener.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    var host = document.getElementById("dialog-host");
-    if (event.detail.target === host && !host.querySelector("dialog")) restoreFocus();
-  });
 
-  // A new request by the administrator (polls have no triggering event) clears the errors of the last one.
+  // A new request by the administrator (polls have no triggering event) clears the errors of the last one; one
+  // aimed at the dialog host while none is open remembers what opened it.
   document.addEventListener("htmx:beforeRequest", function (event) {
-    if (!event.detail.requestConfig || !event.detail.requestConfig.triggeringEvent) return;
+    var config = event.detail.requestConfig;
+    if (!config || !config.triggeringEvent) return;
     document.querySelectorAll(".request-error").forEach(function (region) { region.replaceChildren(); });
+    if (event.detail.target && event.detail.target.id === "dialog-host" && hostIsEmpty()) {
+      var active = document.activeElement;
+      remember(active && active !== document.body && event.detail.elt.contains(active) ? active : event.detail.elt);
+    }
+  });
+  // A filter form leaves its unset fields out of the address: ?status=failed, not ?q=&type=&status=failed&range=.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.verb !== "get" || !event.detail.elt.matches("form[data-drop-empty]")) return;
+    var parameters = event.detail.parameters;
+    var names = typeof parameters.keys === "function" ? Array.from(parameters.keys()) : Object.keys(parameters);
+    names.forEach(function (name) {
+      var value = typeof parameters.get === "function" ? parameters.get(name) : parameters[name];
+      if (value === "") {
+        if (typeof parameters.delete === "function") parameters.delete(name); else delete parameters[name];
+      }
+    });
   });
   // Any other failed answer (a proxy's error page, say) is not swapped; only its status is shown.
   document.addEventListener("htmx:responseError", function (event) {

@@ -102,6 +102,11 @@ class Receiver:
                     self.send_header("Set-Cookie", "tracking=endpoint-set; Path=/")
                 if self.path.startswith("/retry-after/"):
                     self.send_header("Retry-After", unquote(self.path.split("/", 3)[3]))
+                if self.path.startswith("/headers"):  # many headers, a long one, and one echoing the secret
+                    self.send_header("X-Echo-Token", json.loads(body).get("token", ""))
+                    self.send_header("X-Long", "v" * 1000)
+                    for number in range(60):
+                        self.send_header(f"X-Extra-{number}", str(number))
                 self.send_header("Content-Length", str(len(answer)))
                 self.send_header("Content-Type", "text/html")
                 self.end_headers()
@@ -128,6 +133,8 @@ class Receiver:
 
         `/retry-after/NNN/VALUE` answers NNN with `Retry-After: VALUE` (percent-decoded).
         Paths starting `/cookie` also set a cookie; `/echo` answers 200 with the request's body; `/hang` never
+        Paths starting `/cookie` also set a cookie; `/headers` also send 62 more headers (one echoing the token);
+        `/echo` answers 200 with the request's body; `/hang` never
         answers; `/fail-first` answers 500 to a message's first delivery and 204 to the next ones.
         """
         if path.startswith(("/status/", "/retry-after/")):

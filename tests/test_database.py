@@ -108,3 +108,29 @@ def test_an_idle_connection_whose_server_side_died_is_replaced(pinged):
             assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != dead_pid
     finally:
         engine.dispose()
+
+
+def test_migration_0012_backfills_each_events_subject_for_the_logs_search(app):
+    """Migration 0012 stores what each existing event is about (assetId, folderId or targetUserId; the asset of
+    asset.addToFolder; nothing for a test event) in the indexed subject_id column the log's search reads."""
+    from flask_migrate import downgrade, upgrade
+
+    events = [("asset.create", '{"assetId": 101, "userId": 1}', 101),
+              ("asset.addToFolder", '{"assetId": 7, "folderId": 9, "userId": 1}', 7),
+              ("folder.update", '{"folderId": 55, "userId": 1}', 55),
+              ("user.expire", '{"targetUserId": 8, "userId": 1}', 8),
+              ("webhook.test", '{"userId": 1}', None)]
+    with app.app_context():
+        db.session.remove()
+        downgrade(revision="0008_user_sessions")
+        try:
+            with db.engine.begin() as connection:
+                for event_type, payload, _ in events:
+                    connection.execute(text("INSERT INTO events (event_uuid, event_type, payload, created_at) "
+                                            "VALUES (:uuid, :type, :payload, CURRENT_TIMESTAMP)"),
+                                       {"uuid": str(uuid.uuid4()), "type": event_type, "payload": payload})
+        finally:
+            upgrade()
+        stored = db.session.execute(select(Event.event_type, Event.subject_id).order_by(Event.id)).all()
+        assert stored == [(event_type, subject) for event_type, _, subject in events]
+        db.session.remove()

@@ -41,7 +41,7 @@ QUERY_VALUES = [
 STATIC_NAMES = ["app.css", "..%2F..%2FREADME.md", "%00", "vendor/..%2F..%2Fconfig.py", "a%0D%0Ab", "%C3%A9.css",
                 "x" * 300, "vendor/"]
 QUERY_NAMES = ["before", "after", "oldest", "status", "newest", "pending", "since", "live", "webhook", "columns",
-               "state", "next"]
+               "state", "next", "q", "type", "range", "all", "summary", "redis"]
 FORM_FIELDS = ["name", "url", "events", "enabled", "email", "password"]
 # Form values as they appear in an urlencoded body: %ED%A0%80 and %FF are not UTF-8.
 FORM_VALUES = ["", "%0D%0AX:%201", "%00", "%C3%A9%E2%80%AE", "x" * 3000, "%ED%A0%80", "%FF", "1" * 30, "-1",

@@ -242,6 +242,7 @@ def settings_from_environment(environ=os.environ) -> dict:
         "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS": float(environ.get("WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS", "3")),
         "WEBHOOKS_METRICS_PUBLIC": parse_bool(environ.get("WEBHOOKS_METRICS_PUBLIC")),
         **mail_settings(environ),
+        "WEBHOOKS_SUPPORT_CONTACT": (environ.get("WEBHOOKS_SUPPORT_CONTACT") or "").strip() or None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": parse_bool(environ.get("SESSION_COOKIE_SECURE")),

@@ -131,6 +131,8 @@ class Event(db.Model):
     body_digest: Mapped[str | None] = mapped_column(String(64))
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(db.JSON)
+    # What the event is about (its assetId, folderId or targetUserId), for the log's search.
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -260,5 +262,8 @@ class Attempt(db.Model):
     error_kind: Mapped[str | None] = mapped_column(String(32))
     error_detail: Mapped[str | None] = mapped_column(Text)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
+    # JSON objects: the headers sent (signature included, never the secret) and the answer's (capped).
+    request_headers: Mapped[str | None] = mapped_column(Text)
+    response_headers: Mapped[str | None] = mapped_column(Text)
 
     message: Mapped[Message] = relationship(back_populates="attempts")

@@ -66,10 +66,14 @@ def test_status_filter_keeps_only_that_status(admin_client, one_of_each, status)
 
 
 def test_unknown_filter_is_refused_with_a_message(admin_client, one_of_each):
-    """A status that does not exist gets 400 naming the problem."""
+    """A status that does not exist is refused like any form (422), the message beside the Status field naming the
+    value, and no rows are shown as if it applied."""
     webhook_id, _ = one_of_each
     response = admin_client.get(f"{BASE}/webhooks/{webhook_id}/log?status=bogus")
-    assert response.status_code == 400 and "status" in text_of(response)
+    assert response.status_code == 422
+    assert texts(response, "#status-errors li") == ["“bogus” is not a status; choose one from the list."]
+    assert select_one(response, "select#status")["aria-invalid"] == "true"
+    assert rows(response) == []
 
 
 def test_keyset_pages_cover_every_row_once(app, admin_client):

@@ -21,7 +21,7 @@ def create_token(admin_client, name: str = "DAM production", headers=None) -> tu
                                  headers=headers or {})
     assert response.status_code == 201, response.get_data(as_text=True)
     page = parse(response)
-    return page, select_one(page, "input#new-api-token")["value"]
+    return page, select_one(page, "textarea#new-api-token").get_text()
 
 
 def token_rows(app) -> list[ApiToken]:

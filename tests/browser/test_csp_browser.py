@@ -134,6 +134,7 @@ def test_every_page_and_dialog_runs_under_the_policy(app, page: Page, sign_in, w
     row.get_by_role("button", name="asset.create").click()
     expect(details).to_be_hidden()
     page.get_by_label("Status", exact=True).select_option(label="Failed")
+    page.get_by_role("button", name="Apply").click()
     expect(page).to_have_url(re.compile(r"status=failed$"))
     page.get_by_role("link", name="All activity").click()
     expect(page.get_by_role("heading", name="All activity", level=1)).to_be_visible()

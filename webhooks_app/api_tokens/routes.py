@@ -6,6 +6,7 @@ from ..auth.routes import admin_area
 from ..extensions import db
 from ..htmx import is_htmx_request, render_out_of_band, render_page_or_fragment
 from ..models import ApiToken
+from ..redis_status import redis_is_available
 from ..services import api_tokens as token_service
 from ..webhooks.forms import ConfirmForm
 from .forms import ApiTokenForm
@@ -29,7 +30,7 @@ def index():
     elif form.is_submitted():
         status = 422
     return render_page_or_fragment(PAGE, "tokens", status=status, form=form, tokens=token_service.list_api_tokens(),
-                                   new_token=new_token)
+                                   new_token=new_token, redis_available=redis_is_available())
 
 
 @bp.route("/<id:token_id>/revoke", methods=["GET", "POST"])

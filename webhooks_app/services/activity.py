@@ -1,17 +1,17 @@
 """The activity log: keyset pages of messages, their details, per-status counts and hourly outcomes."""
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from ..database import dialect_name
 from ..extensions import db
 from ..models import Attempt, Message, MessageStatus, Webhook, utcnow
+from .log_filters import LogFilter
 
 PAGE_SIZE = 50
-STATUS_FILTERS = {"sent": MessageStatus.SENT, "queued": MessageStatus.QUEUED,
-                  "scheduled_retry": MessageStatus.SCHEDULED_RETRY, "failed": MessageStatus.FAILED}
 
 
 @dataclass
@@ -22,33 +22,28 @@ class LogPage:
     is_newest: bool
 
 
-def _filtered(webhook_id: int | None, status: str | None):
-    query = select(Message)
-    if webhook_id is not None:
-        query = query.where(Message.webhook_id == webhook_id)
-    if status:
-        query = query.where(Message.status == STATUS_FILTERS[status])
-    return query
+def _filtered(log_filter: LogFilter):
+    return select(Message).where(*log_filter.conditions())
 
 
-def log_page(webhook_id: int | None, status: str | None = None, before: int | None = None,
-             after: int | None = None, oldest: bool = False, page_size: int = PAGE_SIZE) -> LogPage:
+def log_page(log_filter: LogFilter, before: int | None = None, after: int | None = None, oldest: bool = False,
+             page_size: int = PAGE_SIZE) -> LogPage:
     """One page of messages, newest first, found by keyset (message id) and never by OFFSET."""
-    query = _filtered(webhook_id, status)
+    query = _filtered(log_filter)
     if after is not None or oldest:
         if after is not None:
             query = query.where(Message.id > after)
         rows = list(db.session.scalars(query.order_by(Message.id.asc()).limit(page_size + 1)))
         has_newer = len(rows) > page_size
         rows = list(reversed(rows[:page_size]))
-        has_older = bool(rows) and _exists_older(webhook_id, status, rows[-1].id)
+        has_older = bool(rows) and _exists(log_filter, Message.id < rows[-1].id)
     else:
         if before is not None:
             query = query.where(Message.id < before)
         rows = list(db.session.scalars(query.order_by(Message.id.desc()).limit(page_size + 1)))
         has_older = len(rows) > page_size
         rows = rows[:page_size]
-        has_newer = before is not None and bool(rows) and _exists_newer(webhook_id, status, rows[0].id)
+        has_newer = before is not None and bool(rows) and _exists(log_filter, Message.id > rows[0].id)
     return LogPage(
         messages=rows,
         newer_cursor=rows[0].id if rows and has_newer else None,
@@ -57,14 +52,44 @@ def log_page(webhook_id: int | None, status: str | None = None, before: int | No
     )
 
 
-def _exists_older(webhook_id, status, message_id) -> bool:
-    query = _filtered(webhook_id, status).where(Message.id < message_id).limit(1)
+def _exists(log_filter: LogFilter, condition) -> bool:
+    query = _filtered(log_filter).where(condition).limit(1)
     return db.session.scalar(query.with_only_columns(Message.id)) is not None
 
 
-def _exists_newer(webhook_id, status, message_id) -> bool:
-    query = _filtered(webhook_id, status).where(Message.id > message_id).limit(1)
-    return db.session.scalar(query.with_only_columns(Message.id)) is not None
+@dataclass(frozen=True)
+class Ladder:
+    total: int
+    words: str
+
+
+def _in_words(seconds: float) -> str:
+    if seconds <= 0:
+        return "due now"
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "next in under a minute"
+    if minutes < 60:
+        return f"next in {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"next in {hours} h" + (f" {minutes} min" if minutes else "")
+    return f"next in {hours // 24} d" + (f" {hours % 24} h" if hours % 24 else "")
+
+
+def ladder(message: Message, retry_delays: tuple, now: datetime) -> Ladder:
+    """Where a message is on the retry ladder, in words: "attempt 3 of 6 · next in 25 min"."""
+    total = 1 if message.is_test else 1 + len(retry_delays)
+    made = message.attempts_made
+    if message.status == MessageStatus.SENT:
+        words = f"Sent on attempt {made} of {total}"
+    elif message.status == MessageStatus.FAILED:
+        words = f"Failed after attempt {made} of {total}" if made else "Failed without an attempt"
+    elif message.status == MessageStatus.SCHEDULED_RETRY and message.next_attempt_at is not None:
+        words = f"Attempt {made} of {total} failed · {_in_words((message.next_attempt_at - now).total_seconds())}"
+    else:
+        words = f"Attempt {made + 1} of {total} · queued, waiting for a worker"
+    return Ladder(total, words)
 
 
 def message_detail(message_id: int) -> Message | None:
@@ -75,13 +100,27 @@ def message_detail(message_id: int) -> Message | None:
 def payload_as_sent(message: Message) -> dict:
     """The body of the message's last send (or next one), with the secret masked."""
     last = message.attempts[-1] if message.attempts else None
+    sent_time = dict(header_pairs(last.request_headers)).get("webhook-timestamp") if last else None
     return {
         "event": message.event.payload if message.event else None,
         "token": "•••••••• (secret hidden)",
-        "messageTime": int((last.started_at if last else message.created_at).replace(tzinfo=UTC).timestamp()),
+        "messageTime": int(sent_time) if sent_time and sent_time.isdigit() else
+                       int((last.started_at if last else message.created_at).replace(tzinfo=UTC).timestamp()),
         "messageId": message.message_uuid,
         "subscriptionId": message.webhook_id,
     }
+
+
+def header_pairs(stored: str | None) -> list[tuple[str, str]]:
+    """Headers stored as a JSON object (or list of pairs) as (name, value) pairs; none when absent or unreadable."""
+    if not stored:
+        return []
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return []
+    pairs = value.items() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [(str(pair[0]), str(pair[1])) for pair in pairs if isinstance(pair, (list, tuple)) and len(pair) == 2]
 
 
 ERROR_LABELS = {
@@ -143,8 +182,8 @@ class LogChanges:
     new: list[Message]
 
 
-def log_changes(webhook_id: int | None, status: str | None, newest_id: int, pending_ids: list[int],
-                since: datetime, include_new: bool) -> LogChanges:
+def log_changes(log_filter: LogFilter, newest_id: int, pending_ids: list[int], since: datetime,
+                include_new: bool) -> LogChanges:
     """What a live log page must redraw: its pending rows that moved on, and rows newer than it shows.
 
     One indexed query; with nothing in flight and nothing new it returns no rows.
@@ -153,18 +192,32 @@ def log_changes(webhook_id: int | None, status: str | None, newest_id: int, pend
     if pending_ids:
         conditions.append(Message.id.in_(pending_ids) & (Message.updated_at > since))
     if include_new:
-        newer = Message.id > newest_id
-        if webhook_id is not None:
-            newer = newer & (Message.webhook_id == webhook_id)
-        if status:
-            newer = newer & (Message.status == STATUS_FILTERS[status])
-        conditions.append(newer)
+        conditions.append(and_(Message.id > newest_id, *log_filter.conditions()))
     if not conditions:
         return LogChanges([], [])
     rows = list(db.session.scalars(select(Message).where(or_(*conditions)).order_by(Message.id.desc())
                                    .limit(PAGE_SIZE)))
     pending = set(pending_ids)
     return LogChanges(changed=[m for m in rows if m.id in pending], new=[m for m in rows if m.id > newest_id])
+
+
+def summary_fingerprint(webhook_id: int | None, now: datetime) -> str:
+    """Changes whenever a webhook log's counts or hourly chart would: a new message, a new attempt, a new hour.
+
+    Two index lookups (the newest message id and attempt time of the webhook). All activity counts every
+    message of 30 days, so its summary is redrawn at most once a minute instead.
+    """
+    if webhook_id is None:
+        return f"{now:%Y%m%d%H%M}"
+    newest_message = select(func.max(Message.id))
+    newest_attempt = select(func.max(Attempt.started_at))
+    if webhook_id is not None:
+        newest_message = newest_message.where(Message.webhook_id == webhook_id)
+        newest_attempt = newest_attempt.where(Attempt.webhook_id == webhook_id)
+    message_id, attempt_time = db.session.execute(
+        select(newest_message.scalar_subquery(), newest_attempt.scalar_subquery())).one()
+    attempt_text = attempt_time.isoformat() if isinstance(attempt_time, datetime) else str(attempt_time or "-")
+    return f"{message_id or 0}.{attempt_text}.{now:%Y%m%d%H}"
 
 
 def webhooks_fingerprint() -> str:

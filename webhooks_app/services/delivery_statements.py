@@ -20,7 +20,7 @@ webhooks = Webhook.__table__
 events = Event.__table__
 
 ATTEMPT_COLUMNS = ("message_id", "webhook_id", "number", "started_at", "duration_ms", "succeeded", "status_code",
-                   "error_kind", "error_detail", "response_excerpt")
+                   "error_kind", "error_detail", "response_excerpt", "request_headers", "response_headers")
 MOVE_ON_COLUMNS = ("status", "attempts_made", "updated_at", "next_attempt_at", "enqueued_at", "failure_reason")
 
 

@@ -78,6 +78,15 @@ def subject_keys(event_type: str) -> tuple[str, ...]:
     return {"asset": ("assetId",), "folder": ("folderId",), "user": ("targetUserId",)}[event_type.split(".")[0]]
 
 
+def event_subject(event_type: str, payload: dict) -> int | None:
+    """The id an event is about (assetId, folderId or targetUserId; the asset of asset.addToFolder), or None."""
+    kind = event_type.split(".")[0]
+    if kind not in {"asset", "folder", "user"}:
+        return None
+    value = payload.get(subject_keys(event_type)[0])
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _positive_id(data: dict, key: str) -> int:
     if key not in data:
         raise IntakeError(422, key, f"{key} is required for this event type")
@@ -197,7 +206,7 @@ def store_event(event_uuid: str, event_type: str, payload: dict, scope: str, dig
     """
     return db.session.connection().execute(statements.store_event(dialect_name()), {
         "new_event_uuid": event_uuid, "new_scope": scope, "new_body_digest": digest, "new_event_type": event_type,
-        "new_payload": payload, "new_created_at": utcnow(),
+        "new_payload": payload, "new_subject_id": event_subject(event_type, payload), "new_created_at": utcnow(),
     }).scalar_one_or_none()
 
 

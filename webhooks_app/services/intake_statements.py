@@ -39,7 +39,8 @@ def store_event(dialect: str):
         insert_for_dialect(events)
         .values(event_uuid=bindparam("new_event_uuid"), scope=bindparam("new_scope"),
                 body_digest=bindparam("new_body_digest"), event_type=bindparam("new_event_type"),
-                payload=bindparam("new_payload"), created_at=bindparam("new_created_at"))
+                payload=bindparam("new_payload"), subject_id=bindparam("new_subject_id"),
+                created_at=bindparam("new_created_at"))
         .on_conflict_do_nothing(index_elements=[events.c.event_uuid, events.c.scope])
         .returning(events.c.id)
     )

@@ -3,6 +3,7 @@
 The fourth step of the delivery path (intake → dispatch → send → record).
 """
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -81,8 +82,12 @@ def retry_wait(number: int, result: SendResult) -> tuple[float, str]:
                     f"the next attempt is no earlier than that")
 
 
-def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, result: SendResult) -> AttemptRecord:
-    """Decide where an attempt leaves its message: Sent, Scheduled retry, or Failed."""
+def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, result: SendResult,
+                   request_headers: dict[str, str] | None = None) -> AttemptRecord:
+    """Decide where an attempt leaves its message: Sent, Scheduled retry, or Failed.
+
+    `request_headers` are the headers sent (the signature, never the secret), kept for the log's details.
+    """
     now = utcnow()
     next_attempt_at = failure_reason = None
     error_detail = result.error_detail
@@ -108,6 +113,8 @@ def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, r
         "attempt_succeeded": result.succeeded, "attempt_status_code": result.status_code,
         "attempt_error_kind": result.error_kind, "attempt_error_detail": error_detail,
         "attempt_response_excerpt": result.response_excerpt,
+        "attempt_request_headers": json.dumps(request_headers) if request_headers else None,
+        "attempt_response_headers": json.dumps(result.response_headers) if result.response_headers else None,
     }
     move_on = {
         "move_on_id": claimed.id, "move_on_status": status, "move_on_attempts_made": number, "move_on_updated_at": now,

@@ -90,15 +90,18 @@ def attempt(claimed: ClaimedMessage) -> AttemptRecord:
     """Make one attempt; whatever it raises (but an unreadable secret) becomes a recorded failed attempt."""
     started_at = utcnow()
     started = time.monotonic()
+    prepared = None
     try:
-        result = send_prepared(prepare_send(claimed))
+        prepared = prepare_send(claimed)
+        result = send_prepared(prepared)
     except SecretUnreadable:
         raise
     except Exception as error:  # noqa: BLE001 - recorded as a failed attempt and logged with its traceback
         logger.exception("unexpected error sending message %s of webhook %s", claimed.id, claimed.webhook_id)
         result = SendResult(False, int((time.monotonic() - started) * 1000), error_kind="unexpected",
                             error_detail=f"an unexpected error in this service while sending ({type(error).__name__})")
-    return attempt_record(claimed, claimed.attempts_made + 1, started_at, result)
+    return attempt_record(claimed, claimed.attempts_made + 1, started_at, result,
+                          request_headers=prepared.headers if prepared else None)
 
 
 DISABLED_REASON = "Not sent: its webhook is disabled when the attempt came due."

@@ -31,6 +31,8 @@ from .deadline import Deadline, watch_current
 
 MAX_RESPONSE_BYTES = 64 * 1024
 EXCERPT_BYTES = 1024
+MAX_HEADERS = 40
+MAX_HEADER_VALUE = 300
 REDACTED = b"[secret removed]"
 RETRY_AFTER_STATUSES = (429, 503)
 MAX_RETRY_AFTER_CHARACTERS = 64
@@ -48,6 +50,8 @@ class SendResult:
     error_kind: str | None = None
     error_detail: str | None = None
     response_excerpt: str | None = None
+    # The answer's headers as (name, value) pairs: at most MAX_HEADERS, each value cut, secrets removed.
+    response_headers: tuple[tuple[str, str], ...] | None = None
     # A 429 or 503 answer's valid Retry-After, in seconds from now (never negative); None when absent or invalid.
     retry_after_seconds: float | None = None
 
@@ -189,6 +193,15 @@ def redacted(content: bytes, secrets: tuple[str, ...]) -> bytes:
             content = content.replace(form, REDACTED)
     return content
 
+def kept_headers(headers, secrets: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """An answer's headers as stored: the first MAX_HEADERS, values cut to MAX_HEADER_VALUE, secrets removed."""
+    kept = []
+    for name, value in list(headers.items())[:MAX_HEADERS]:
+        clean = redacted(str(value).encode("utf-8", "replace"), secrets).decode("utf-8", "replace")
+        kept.append((str(name)[:100], clean[:MAX_HEADER_VALUE]))
+    return tuple(kept)
+
+
 _sessions = threading.local()
 
 
@@ -248,7 +261,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
         return SendResult(False, 0, error_kind="tls", error_detail="the endpoint does not use HTTPS")
     session = _thread_session()
     with Deadline(timeout) as deadline:
-        status_code = excerpt = retry_after_header = None
+        status_code = excerpt = retry_after_header = response_headers = None
         error: BaseException | None = None
         try:
             addresses = checked_addresses(urlsplit(_normalized_url(url)).hostname, parts.port or 443, allow_private)
@@ -268,6 +281,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
                         raise
             status_code = response.status_code
             retry_after_header = response.headers.get("Retry-After")
+            response_headers = kept_headers(response.headers, redact)
             content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
             excerpt = redacted(content, redact)[:EXCERPT_BYTES].decode("utf-8", errors="replace")
             if response.raw.read(1, decode_content=True) or deadline.expired:
@@ -285,11 +299,13 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
         kind, detail = classify_error(error, host)
         return SendResult(False, duration, error_kind=kind, error_detail=detail)
     if 200 <= status_code < 300:
-        return SendResult(True, duration, status_code=status_code, response_excerpt=excerpt)
+        return SendResult(True, duration, status_code=status_code, response_excerpt=excerpt,
+                          response_headers=response_headers)
     if 300 <= status_code < 400:
         return SendResult(False, duration, status_code=status_code, error_kind="redirect",
                           error_detail=f"HTTP {status_code}: redirects are not followed",
-                          response_excerpt=excerpt)
+                          response_excerpt=excerpt, response_headers=response_headers)
     retry_after = parse_retry_after(retry_after_header) if status_code in RETRY_AFTER_STATUSES else None
     return SendResult(False, duration, status_code=status_code, error_kind="http_status",
-                      error_detail=f"HTTP {status_code}", response_excerpt=excerpt, retry_after_seconds=retry_after)
+                      error_detail=f"HTTP {status_code}", response_excerpt=excerpt, response_headers=response_headers,
+                      retry_after_seconds=retry_after)

@@ -1,12 +1,13 @@
 """The Webhooks page (System › Integrations › API › Webhooks) and its dialogs."""
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from jinja2_fragments.flask import render_block, render_blocks
 
 from ..auth.routes import admin_area
 from ..events import EVENT_TYPES
 from ..extensions import db
+from ..help import readme_section
 from ..htmx import is_htmx_request, render_out_of_band, render_page_or_fragment
 from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
@@ -15,6 +16,7 @@ from ..services import secret_rotation
 from ..services import webhooks as webhook_service
 from ..services.activity import ERROR_LABELS, webhooks_fingerprint
 from ..services.dispatch import enqueue_messages
+from ..services.health import latest_attempt_time, webhook_health
 from ..services.mail import mail_configured
 from ..services.test_messages import await_sweeper, create_test_message, find_outcome
 from .forms import ConfirmForm, EnabledForm, ReplayForm, ResetSecretForm, WebhookForm
@@ -26,7 +28,13 @@ PAGE = "webhooks/index.html"
 
 @bp.context_processor
 def event_catalogue():
-    return {"event_descriptions": {event.name: event.description for event in EVENT_TYPES}}
+    return {"event_descriptions": {event.name: event.description for event in EVENT_TYPES},
+            "error_labels": ERROR_LABELS}
+
+
+def table_context() -> dict:
+    """What the webhooks table shows: the webhooks and their health at a glance."""
+    return {"webhooks": webhook_service.list_webhooks(), "health": webhook_health()}
 
 
 def load_webhook_or_404(webhook_id: int):
@@ -40,7 +48,7 @@ def dialog_done(message: str):
     """Close the dialog with a message: for HTMX the table and message swapped out of band, else the page."""
     flash(message, "success")
     if is_htmx_request():
-        return render_out_of_band(PAGE, ["table"], webhooks=webhook_service.list_webhooks())
+        return render_out_of_band(PAGE, ["table"], **table_context())
     return redirect(url_for("webhooks.index"))
 
 
@@ -50,7 +58,7 @@ def show_secret(webhook, secret: str, heading: str, status: int = 200):
                "previous_until": secret_rotation.previous_secret_valid_until(webhook)}
     dialog, status = render_page_or_fragment("webhooks/secret.html", "content", status=status, **context)
     if is_htmx_request():
-        dialog += render_block(PAGE, "table", oob=True, webhooks=webhook_service.list_webhooks())
+        dialog += render_block(PAGE, "table", oob=True, **table_context())
     return dialog, status
 
 
@@ -68,17 +76,28 @@ def index():
     return render_page_or_fragment(PAGE, "table", webhooks=webhook_service.list_webhooks(),
                                    redis_available=redis_available, live=live_state(redis_available),
                                    mail_configured=mail_configured())
+    return render_page_or_fragment(PAGE, "table", **table_context(), redis_available=redis_available,
+                                   live=live_state(redis_available))
 
 
 @bp.get("/redis-status")
 def redis_status():
     """The Redis-unavailable alert on its own."""
-    return render_block(PAGE, "redis_alert", redis_available=redis_is_available())
+    return render_template("_redis_alert.html", redis_available=redis_is_available())
+
+
+@bp.get("/help/redis")
+def redis_help():
+    """The README's Installing Redis section, linked from the Redis-unavailable alert."""
+    return render_template("help/redis.html", blocks=readme_section("Installing Redis"),
+                           redis_available=redis_is_available())
 
 
 def live_state(redis_available: bool) -> str:
-    """What the open Webhooks page shows: changes when a webhook or Redis's availability changes."""
-    return f"{webhooks_fingerprint()}|{'redis-up' if redis_available else 'redis-down'}"
+    """What the open Webhooks page shows: changes when a webhook, its health or Redis's availability changes."""
+    latest = latest_attempt_time()
+    return (f"{webhooks_fingerprint()}|{latest.isoformat() if latest else '-'}|"
+            f"{'redis-up' if redis_available else 'redis-down'}")
 
 
 @bp.get("/live")
@@ -88,8 +107,8 @@ def live():
     state = live_state(redis_available)
     if request.args.get("state") == state:
         return "", 204
-    return render_blocks(PAGE, ["table", "redis_alert", "live_poller"], oob=True,
-                         webhooks=webhook_service.list_webhooks(), redis_available=redis_available, live=state)
+    return (render_blocks(PAGE, ["table", "live_poller"], oob=True, **table_context(), live=state)
+            + render_template("_redis_alert.html", oob=True, redis_available=redis_available))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -126,7 +145,7 @@ def toggle(webhook_id: int):
     webhook = webhook_service.set_webhook_enabled(webhook_id, form.enabled.data)
     db.session.commit()
     if is_htmx_request():
-        return render_block(PAGE, "row", webhook=webhook)
+        return render_block(PAGE, "row", webhook=webhook, health=webhook_health())
     flash(f"Webhook “{webhook.name}” {'enabled' if webhook.enabled else 'disabled'}.", "success")
     return redirect(url_for("webhooks.index"))
 
