@@ -5,7 +5,7 @@ import click
 from flask import Flask
 
 from .extensions import db
-from .services.api_tokens import create_api_token
+from .services.api_tokens import DEFAULT_SCOPES, SCOPES, create_api_token
 from .services.intake import IntakeError, emit_event
 from .services.retention import prune_log_once
 from .services.users import UserError, create_first_admin, create_user, remove_user, set_password
@@ -71,10 +71,12 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("create-api-token")
     @click.argument("name")
-    def create_api_token_command(name: str):
-        """Create a bearer token for POST /api/v1/events and print it once."""
+    @click.option("--scope", "scopes", multiple=True, type=click.Choice(list(SCOPES)),
+                  help=f"What the token may do (repeatable; default {' '.join(DEFAULT_SCOPES)}).")
+    def create_api_token_command(name: str, scopes: tuple[str, ...]):
+        """Create a bearer API token with its scopes and print it once."""
         try:
-            _, token = create_api_token(name)
+            _, token = create_api_token(name, scopes or DEFAULT_SCOPES)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
         db.session.commit()
