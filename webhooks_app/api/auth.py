@@ -42,7 +42,7 @@ def token_use() -> TokenUse | None:
 
 def missing_scope(scope: str) -> ApiError:
     return ApiError(403, "scope", f"this API token does not have the {scope} scope; create a token with it on "
-                                  "the API tokens page or with `flask create-api-token --scope {scope}`")
+                                  f"the API tokens page or with `flask create-api-token --scope {scope}`")
 
 
 def read_body(cache: bool = False) -> bytes | None:

@@ -117,8 +117,8 @@ class IfMatchOptional(BaseModel):
 
 class TestQueued(BaseModel):
     messageId: UUID = Field(description="Read its outcome at /api/v1/messages/{messageId}.")
-    status: Literal["queued"]
-    queued: bool = Field(description="False when Redis is unavailable: the scheduler sends it once Redis answers.")
+    status: Literal["queued"] = Field(description="Put on the queue, or (with Redis unavailable) left for the "
+                                                  "scheduler, which sends it once Redis answers.")
 
 
 # --- messages ---------------------------------------------------------------------------------------------------
