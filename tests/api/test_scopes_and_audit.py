@@ -3,7 +3,7 @@
 import pytest
 from api.helpers import ASSET_CREATE, assert_error, post_event
 from api.management import GOOD_WEBHOOK, MESSAGES, WEBHOOKS, audit_entries, call, create, scoped_token
-from markup import parse, select_all, select_one, text_of, texts
+from markup import parse, select_all, select_one, texts
 from sqlalchemy import select, text
 
 from webhooks_app.extensions import db

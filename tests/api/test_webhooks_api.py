@@ -19,7 +19,8 @@ FORM = "/system/integrations/api/webhooks/new"
 
 def stored_webhooks(app) -> list[tuple[str, str, bool, list[str]]]:
     with app.app_context():
-        rows = [(w.name, w.url, w.enabled, w.event_types) for w in db.session.scalars(select(Webhook).order_by(Webhook.id))]
+        webhooks = db.session.scalars(select(Webhook).order_by(Webhook.id))
+        rows = [(w.name, w.url, w.enabled, w.event_types) for w in webhooks]
         db.session.remove()
         return rows
 
