@@ -3,6 +3,7 @@
 import logging
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import BadRequest
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -47,6 +48,14 @@ def register_error_handlers(bp: Blueprint) -> None:
     def refused(error: IntakeError):
         db.session.rollback()
         return error_response(error.status, error.field, error.message)
+
+    @bp.errorhandler(IntegrityError)
+    def conflict(error: IntegrityError):
+        # A row changed or vanished under the call (e.g. deleted by someone else meanwhile): nothing was stored.
+        db.session.rollback()
+        logger.info("API call conflicted with stored data: %s", str(error.orig).splitlines()[0][:200])
+        return error_response(409, "request", "the call conflicts with a change made meanwhile; nothing was "
+                                              "stored: read the data again and retry")
 
     @bp.errorhandler(BadRequest)
     def bad_request(error: BadRequest):

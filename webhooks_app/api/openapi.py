@@ -23,7 +23,7 @@ ERROR_DESCRIPTIONS = {
     401: "A missing, unknown or revoked token.",
     403: "The token lacks the scope this call needs (the message names it).",
     404: "No such webhook or message.",
-    409: "Conflicts with what is stored.",
+    409: "Conflicts with what is stored (an eventId reused; a row changed or deleted meanwhile): nothing stored.",
     412: "If-Match names an ETag the webhook no longer has: read it again.",
     413: "The body is over 64 KiB.",
     415: "The body is not UTF-8 application/json.",

@@ -110,7 +110,7 @@ def list_webhooks():
 
 @bp.post("/webhooks")
 @management(WEBHOOKS_WRITE, body=True)
-@spec.validate(json=WebhookCreate, resp=responses(*BODY_ERRORS, HTTP_201=WebhookWithSecret), tags=TAGS)
+@spec.validate(json=WebhookCreate, resp=responses(409, *BODY_ERRORS, HTTP_201=WebhookWithSecret), tags=TAGS)
 def create_webhook():
     """Add a webhook.
 
@@ -136,7 +136,7 @@ def read_webhook(webhook_id: int):
 @bp.patch("/webhooks/<id:webhook_id>")
 @management(WEBHOOKS_WRITE, body=True)
 @spec.validate(json=WebhookChange, headers=IfMatchRequired,
-               resp=responses(404, 412, 428, *BODY_ERRORS, HTTP_200=Webhook), tags=TAGS)
+               resp=responses(404, 409, 412, 428, *BODY_ERRORS, HTTP_200=Webhook), tags=TAGS)
 def change_webhook(webhook_id: int):
     """Change a webhook's name, URL, events or enabled state.
 
@@ -153,7 +153,7 @@ def change_webhook(webhook_id: int):
 
 @bp.delete("/webhooks/<id:webhook_id>")
 @management(WEBHOOKS_WRITE)
-@spec.validate(headers=IfMatchOptional, resp=responses(404, 412, HTTP_204=None), tags=TAGS)
+@spec.validate(headers=IfMatchOptional, resp=responses(404, 409, 412, HTTP_204=None), tags=TAGS)
 def delete_webhook(webhook_id: int):
     """Delete a webhook (only if it still has the If-Match ETag, when given)."""
     webhook = load(webhook_id, lock=True)
@@ -165,7 +165,7 @@ def delete_webhook(webhook_id: int):
 
 @bp.post("/webhooks/<id:webhook_id>/reset-secret")
 @management(WEBHOOKS_WRITE)
-@spec.validate(resp=responses(404, HTTP_200=WebhookWithSecret), tags=TAGS)
+@spec.validate(resp=responses(404, 409, HTTP_200=WebhookWithSecret), tags=TAGS)
 def reset_secret(webhook_id: int):
     """Replace a webhook's secret: the new one is in this answer only; the old one stops working at once."""
     load(webhook_id, lock=True)
@@ -176,13 +176,13 @@ def reset_secret(webhook_id: int):
 
 @bp.post("/webhooks/<id:webhook_id>/test")
 @management(WEBHOOKS_WRITE)
-@spec.validate(resp=responses(404, HTTP_202=TestQueued), tags=TAGS)
+@spec.validate(resp=responses(404, 409, HTTP_202=TestQueued), tags=TAGS)
 def test_webhook(webhook_id: int):
     """Send a WEBHOOK_TEST message (userId 0) through the worker, as the Test button does.
 
     It is tried once, logged, and never counts toward disabling the webhook; read its outcome at the Location.
     """
-    load(webhook_id)
+    load(webhook_id, lock=True)  # not deleted before its test message is stored
     message_id = create_test_message(webhook_id, API_TEST_USER_ID)
     message_uuid = db.session.get(Message, message_id).message_uuid
     note(f"sent a test message to webhook {webhook_id}")
