@@ -45,17 +45,17 @@ def missing_scope(scope: str) -> ApiError:
                                   f"the API tokens page or with `flask create-api-token --scope {scope}`")
 
 
-def read_body(cache: bool = False) -> bytes | None:
-    """The body, or None when it is over the limit (read at most one byte past it)."""
-    if (request.content_length or 0) > MAX_BODY_BYTES:
+def read_body(cache: bool = False, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The body, or None when it is over `limit` bytes (read at most one byte past it)."""
+    if (request.content_length or 0) > limit:
         return None
     # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.
-    request.max_content_length = MAX_BODY_BYTES + 1
+    request.max_content_length = limit + 1
     try:
         raw = request.get_data(cache=cache)
     except RequestEntityTooLarge:
         return None
-    return raw if len(raw) <= MAX_BODY_BYTES else None
+    return raw if len(raw) <= limit else None
 
 
 def check_text(value, where: str = "body") -> None:

@@ -8,6 +8,7 @@ from flask import jsonify, request
 from ..database import retry_once_on_disconnect
 from ..extensions import db
 from ..services.api_tokens import EVENTS_WRITE
+from ..services.batch_intake import BatchRefused, emit_batch
 from ..services.intake import IntakeError, emit_event, token_scope
 from . import messages, webhooks  # noqa: F401  (their views join the blueprint)
 from .auth import MAX_BODY_BYTES, bearer_value, check_token, missing_scope, read_body
@@ -15,22 +16,36 @@ from .blueprint import bp
 from .body import BodyError, check_content_type, parse_json
 from .errors import error_response
 from .openapi import BODY_ERRORS, responses, spec
-from .schemas import Event, EventAccepted
+from .schemas import EventsAccepted, EventsBody
 
 __all__ = ["bp"]
+MAX_BATCH_BYTES = 1024 * 1024
+
+
+def refusal(error: IntakeError):
+    """The error answer; for a refused batch it also lists every bad event by index."""
+    response = error_response(error.status, error.field, error.message)
+    if isinstance(error, BatchRefused):
+        body = response.get_json()
+        body["error"]["invalid"] = [{"index": index, "field": problem.field, "message": problem.message}
+                                    for index, problem in error.problems]
+        response.set_data(jsonify(body).get_data())
+    return response
 
 
 @bp.post("/events")
-@spec.validate(json=Event, resp=responses(409, *BODY_ERRORS, HTTP_202=EventAccepted), tags=["events"],
+@spec.validate(json=EventsBody, resp=responses(409, *BODY_ERRORS, HTTP_202=EventsAccepted), tags=["events"],
                skip_validation=True)
 def create_event():
-    """Accept one event and answer 202 with its eventId and how many messages it queued.
+    """Accept one event, or a batch of up to 500, and answer 202 with the eventIds and messages queued.
 
-    Needs the events:write scope. Sending the same event again with the same eventId answers with the first
-    acceptance and stores nothing; a different event with that eventId is refused with 409.
+    Sending the same event again with the same eventId answers with the first acceptance and stores nothing; a
+    different event with that eventId is refused with 409. A batch (a JSON array) is all or nothing: when any
+    event is bad none is stored, and the error names the first by index ([3].assetId) and lists every one in
+    `invalid`. An event is at most 64 KiB, a batch 1 MiB.
     """
     # Read before the token check: no transaction (on SQLite, the write lock) waits on a slow client.
-    raw = read_body()
+    raw = read_body(limit=MAX_BATCH_BYTES)
     token = bearer_value()
     use = retry_once_on_disconnect(lambda: check_token(token), "API token check") if token else None
     if use is None:
@@ -41,15 +56,22 @@ def create_event():
     try:
         check_content_type(request)
         if raw is None:
+            return error_response(413, "body", f"the batch is larger than {MAX_BATCH_BYTES // 1024} KiB")
+        if len(raw) > MAX_BODY_BYTES and not raw.lstrip()[:1] == b"[":
             return error_response(413, "body", f"the event is larger than {MAX_BODY_BYTES // 1024} KiB")
         data = parse_json(raw)
     except BodyError as error:
         return error_response(error.status, error.field, error.message)
     try:
+        if isinstance(data, list):
+            batch = emit_batch(data, scope=token_scope(use.token_id))
+            return jsonify({"events": [{"eventId": accepted.event_uuid, "messages": len(accepted.message_ids)}
+                                       for accepted in batch],
+                            "messages": sum(len(accepted.message_ids) for accepted in batch)}), 202
         accepted = emit_event(data, scope=token_scope(use.token_id))
     except IntakeError as error:
         db.session.rollback()
-        return error_response(error.status, error.field, error.message)
+        return refusal(error)
     return jsonify({"eventId": accepted.event_uuid, "messages": len(accepted.message_ids)}), 202
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, Strict
 
 from ..events import EVENT_NAMES
 from ..models import MessageStatus
+from ..services.batch_intake import MAX_BATCH_EVENTS
 from ..services.endpoint_urls import MAX_URL_LENGTH
 from ..services.intake import ASSET_SOURCES, MAX_ID, subject_keys
 from ..services.test_messages import TEST_EVENT_TYPE
@@ -35,9 +36,18 @@ def documented(*required: str):
     return adjust
 
 
+class BadEvent(BaseModel):
+    index: int = Field(description="The event's position in the batch, from 0.")
+    field: str
+    message: str
+
+
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(json_schema_extra=documented())
+
     field: str = Field(description="The field, header or part of the request that is wrong.")
     message: str = Field(description="What is wrong, in words.")
+    invalid: list[BadEvent] = Field(None, description="A refused batch of events: every bad event.")
 
 
 class ErrorBody(BaseModel):
@@ -208,6 +218,19 @@ class Event(RootModel[Annotated[Union[EVENT_MODELS], Field(discriminator="type")
     """One event; its type decides its subject keys."""
 
 
+class EventsBody(RootModel[Union[Event, Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]]]):  # noqa: UP007
+    """One event, or a batch of up to 500 stored all or nothing."""
+
+
 class EventAccepted(BaseModel):
     eventId: str
     messages: int = Field(description="Messages queued, one per enabled webhook subscribed to the event.")
+
+
+class BatchAccepted(BaseModel):
+    events: list[EventAccepted] = Field(description="One per event of the batch, in its order.")
+    messages: int = Field(description="Messages queued for the whole batch.")
+
+
+class EventsAccepted(RootModel[Union[EventAccepted, BatchAccepted]]):  # noqa: UP007
+    """The answer to one event, or to a batch."""
