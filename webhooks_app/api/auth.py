@@ -27,10 +27,12 @@ def bearer_value() -> str:
 def check_token(token: str) -> TokenUse | None:
     """The live token's use, its last use committed when it moved (kept even if the call is refused)."""
     use = authenticate_api_token(token)
-    if use is None:
-        db.session.rollback()
-    elif use.noted:
+    if use is not None and use.noted:
         db.session.commit()
+    else:
+        # End the read too: a POST's transaction begins IMMEDIATE on SQLite, and must not hold the write lock
+        # while the body is parsed and validated.
+        db.session.rollback()
     return use
 
 
