@@ -234,9 +234,13 @@ def test_a_test_while_redis_is_down_waits_for_the_sweeper(app, client, token, fr
 
 
 def test_unknown_paths_and_methods_answer_in_the_error_shape(client, token):
-    """An unknown id, an id out of range, an unknown path and a wrong method answer JSON errors, never HTML."""
+    """An unknown id, an id out of range (with any method), an unknown path and a wrong method answer JSON errors,
+    never HTML."""
     assert_error(call(client, "GET", f"{WEBHOOKS}/999999", token), 404, "webhook_id")
     assert_error(call(client, "GET", f"{WEBHOOKS}/2147483648", token), 404, "path")
+    # An id out of range matches no route whatever the method (werkzeug checks methods before converting ids).
+    assert_error(call(client, "PATCH", f"{WEBHOOKS}/2147483648", token, json={}), 404, "path")
+    assert_error(call(client, "GET", f"{WEBHOOKS}/99999999999/test", token), 404, "path")
     assert_error(call(client, "GET", "/api/v1/nothing-here", token), 404, "path")
     response = call(client, "PUT", WEBHOOKS, token, json=GOOD_WEBHOOK)
     assert_error(response, 405, "method")
