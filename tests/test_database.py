@@ -122,7 +122,7 @@ def test_migration_0012_backfills_each_events_subject_for_the_logs_search(app):
               ("webhook.test", '{"userId": 1}', None)]
     with app.app_context():
         db.session.remove()
-        downgrade(revision="0008_user_sessions")
+        downgrade(revision="0010_replays_and_secret_overlap")
         try:
             with db.engine.begin() as connection:
                 for event_type, payload, _ in events:

@@ -58,10 +58,12 @@ class World:
     test_message_id: int
     token_id: int
     token: str
+    message_uuid: str = ""
 
     def valid(self, name: str) -> str:
         """An existing row's id for a path argument (a new argument name fails here, to be added)."""
-        return str({"webhook_id": self.webhook_id, "message_id": self.message_id, "token_id": self.token_id}[name])
+        return str({"webhook_id": self.webhook_id, "message_id": self.message_id, "token_id": self.token_id,
+                    "message_uuid": self.message_uuid}[name])
 
 
 @pytest.fixture
@@ -74,7 +76,8 @@ def world(app) -> World:
         test_message_id = create_test_message(webhook.id, 1)
         token_row, token = create_api_token("walk")
         db.session.commit()
-        return World(webhook.id, message_id, test_message_id, token_row.id, token)
+        return World(webhook.id, message_id, test_message_id, token_row.id, token,
+                     db.session.get(Message, message_id).message_uuid)
 
 
 def path_variants(rule, world: World) -> list[str]:

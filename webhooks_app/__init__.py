@@ -55,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     from . import models  # noqa: F401  (register the models with the metadata)
     from .activity.routes import bp as activity_bp
     from .api.routes import bp as api_bp
+    from .api_reference.routes import bp as api_reference_bp
     from .api_tokens.routes import bp as api_tokens_bp
     from .auth.routes import bp as auth_bp
     from .cli import register_commands
@@ -66,6 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(api_tokens_bp)
+    app.register_blueprint(api_reference_bp)
     app.register_blueprint(activity_bp)
     app.register_blueprint(operations_bp)
     register_commands(app)

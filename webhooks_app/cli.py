@@ -8,7 +8,7 @@ from flask import Flask
 
 from .extensions import db
 from .models import Webhook
-from .services.api_tokens import create_api_token
+from .services.api_tokens import DEFAULT_SCOPES, SCOPES, create_api_token
 from .services.intake import IntakeError, emit_event
 from .services.replay import ReplayError, check_since, create_replay, missed_event_count, start_replay
 from .services.retention import prune_log_once
@@ -75,10 +75,12 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("create-api-token")
     @click.argument("name")
-    def create_api_token_command(name: str):
-        """Create a bearer token for POST /api/v1/events and print it once."""
+    @click.option("--scope", "scopes", multiple=True, type=click.Choice(list(SCOPES)),
+                  help=f"What the token may do (repeatable; default {' '.join(DEFAULT_SCOPES)}).")
+    def create_api_token_command(name: str, scopes: tuple[str, ...]):
+        """Create a bearer API token with its scopes and print it once."""
         try:
-            _, token = create_api_token(name)
+            _, token = create_api_token(name, scopes or DEFAULT_SCOPES)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
         db.session.commit()

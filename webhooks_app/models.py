@@ -99,7 +99,7 @@ class WebhookSubscription(db.Model):
 
 
 class ApiToken(db.Model):
-    """A bearer token for the events API; only its SHA-256 is stored."""
+    """A bearer token for the API; only its SHA-256 is stored. `scopes` is space-separated (events:write, …)."""
 
     __tablename__ = "api_tokens"
 
@@ -107,9 +107,30 @@ class ApiToken(db.Model):
     name: Mapped[str] = mapped_column(String(255))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[str] = mapped_column(String(255), server_default="events:write")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+
+class ApiAuditEntry(db.Model):
+    """One management call made with an API token: who, what, when and how it ended."""
+
+    __tablename__ = "api_audit_log"
+    __table_args__ = (Index("ix_api_audit_log_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    token_name: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[int]
+    summary: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Event(db.Model):

@@ -15,10 +15,11 @@ HTMX = {"HX-Request": "true"}
 ASSET_CREATE = {"type": "asset.create", "assetId": 101, "userId": 1}
 
 
-def create_token(admin_client, name: str = "DAM production", headers=None) -> tuple[str, str]:
+def create_token(admin_client, name: str = "DAM production", headers=None,
+                 scopes=("events:write",)) -> tuple[str, str]:
     """Create a token through the form; returns the page answered and the token it shows."""
-    response = admin_client.post(BASE, data={"name": name, "csrf_token": admin_client.csrf_token},
-                                 headers=headers or {})
+    data = {"name": name, "scopes": list(scopes), "csrf_token": admin_client.csrf_token}
+    response = admin_client.post(BASE, data=data, headers=headers or {})
     assert response.status_code == 201, response.get_data(as_text=True)
     page = parse(response)
     return page, select_one(page, "textarea#new-api-token").get_text()
@@ -32,7 +33,7 @@ def token_rows(app) -> list[ApiToken]:
 
 
 def token_cells(page, token_id: int) -> list[str]:
-    """The texts of a token's row: name, prefix, created, last used, status and the Revoke cell."""
+    """The texts of a token's row: name, prefix, scopes, created, last used, status and the Revoke cell."""
     return texts(page, f"tr#api-token-{token_id} td")
 
 
@@ -103,11 +104,12 @@ def test_a_new_token_is_shown_once_and_then_only_its_prefix(app, client, admin_c
     assert token not in listing.get_data(as_text=True)
     assert "will not be shown again" not in text_of(listing)
     assert row.token_prefix == token[:10]
-    name, prefix, _, last_used, status, _ = token_cells(listing, row.id)
-    assert (name, prefix, last_used, status) == ("DAM production", f"{token[:10]}…", "Never", "Active")
+    name, prefix, scopes, _, last_used, status, _ = token_cells(listing, row.id)
+    assert (name, prefix, scopes, last_used, status) == ("DAM production", f"{token[:10]}…", "events:write", "Never",
+                                                         "Active")
 
     assert post_event(client, token).status_code == 202
-    assert token_cells(admin_client.get(BASE), row.id)[3].endswith(" UTC")
+    assert token_cells(admin_client.get(BASE), row.id)[4].endswith(" UTC")
 
 
 def test_an_htmx_create_answers_with_the_fragment(admin_client):
@@ -174,7 +176,7 @@ def test_revoke_stops_the_token_at_once(app, client, admin_client):
 
     page = parse(admin_client.get(BASE))
     assert text_of(select_one(page, "#flash-region")) == "API token “DAM” revoked."
-    assert token_cells(page, dam.id)[4:] == ["Revoked", ""]
+    assert token_cells(page, dam.id)[5:] == ["Revoked", ""]
     assert select_all(page, f"tr#api-token-{dam.id} a") == []
     pim = next(row for row in token_rows(app) if row.name == "PIM")
     assert select_one(page, f"tr#api-token-{pim.id} a")["aria-label"] == "Revoke PIM"
@@ -220,6 +222,6 @@ def test_revoke_asks_for_confirmation_in_the_apps_own_dialog(app, client, admin_
     answer = admin_client.post(f"{BASE}/{row.id}/revoke", data={"csrf_token": admin_client.csrf_token}, headers=HTMX)
     body = parse(answer)
     assert answer.status_code == 200
-    assert select_one(body, "#api-tokens")["hx-swap-oob"] == "true" and token_cells(body, row.id)[4] == "Revoked"
+    assert select_one(body, "#api-tokens")["hx-swap-oob"] == "true" and token_cells(body, row.id)[5] == "Revoked"
     assert text_of(select_one(body, "#flash-region")) == "API token “DAM” revoked." and not select_all(body, "dialog")
     assert post_event(client, token).status_code == 401

@@ -97,7 +97,8 @@ def close_dialog(page: Page, title: str, closer: str = "Cancel") -> None:
 def test_every_page_and_dialog_runs_under_the_policy(app, page: Page, sign_in, watcher):
     """Sign-in, the Webhooks page with its Add, secret, Edit, Reset secret, Delete and Test dialogs and action
     menu, the activity log (details opened and closed, the Status filter), All activity, the API tokens page
-    with its Revoke dialog, and an error page all work with no CSP violation and no console error."""
+    with its Revoke dialog, the API reference and an error page all work with no CSP violation and no console
+    error."""
     sign_in(WEBHOOKS_PATH)
     page.get_by_role("link", name="Add webhook").click()
     dialog = page.get_by_role("dialog", name="Add webhook")
@@ -148,8 +149,12 @@ def test_every_page_and_dialog_runs_under_the_policy(app, page: Page, sign_in, w
     page.get_by_role("link", name="Revoke Policed system").click()
     page.get_by_role("dialog", name="Revoke API token?").get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
-    expect(page.locator("#api-tokens tbody tr").first.get_by_role("cell").nth(4)).to_have_text("Revoked")
+    expect(page.locator("#api-tokens tbody tr").first.get_by_role("cell").nth(5)).to_have_text("Revoked")
     expect(page.get_by_role("status")).to_have_text("API token “Policed system” revoked.")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="API reference").click()
+    expect(page.get_by_role("heading", name="API reference", level=1)).to_be_visible()
+    page.get_by_role("link", name="POST /api/v1/webhooks", exact=True).click()
+    expect(page.locator("#create_webhook")).to_be_in_viewport()
 
     watcher.expected.add(NOT_FOUND_RESOURCE)
     assert page.goto(f"{BASE}/webhooks/2147483648/edit").status == 404

@@ -1,16 +1,24 @@
-"""The events API's errors: {"error": {"field", "message"}} JSON for every one, never the HTML error pages."""
+"""The API's errors: {"error": {"field", "message"}} JSON for every one, never the HTML error pages."""
 
 import logging
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import BadRequest
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..database import UNAVAILABLE_ERRORS
+from ..extensions import db
+from ..services.intake import IntakeError
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 2
 ERROR_FIELDS = {404: "path", 405: "method"}
+
+
+class ApiError(IntakeError):
+    """A refused API call: the HTTP status and the field and message of its JSON error."""
 
 
 def error_response(status: int, field: str, message: str):
@@ -35,6 +43,24 @@ def register_error_handlers(bp: Blueprint) -> None:
     """Answer database outages with 503, and rewrite any HTML error page under the blueprint's prefix as JSON."""
     for error_class in UNAVAILABLE_ERRORS:
         bp.register_error_handler(error_class, database_unavailable)
+
+    @bp.errorhandler(IntakeError)
+    def refused(error: IntakeError):
+        db.session.rollback()
+        return error_response(error.status, error.field, error.message)
+
+    @bp.errorhandler(IntegrityError)
+    def conflict(error: IntegrityError):
+        # A row changed or vanished under the call (e.g. deleted by someone else meanwhile): nothing was stored.
+        db.session.rollback()
+        logger.info("API call conflicted with stored data: %s", str(error.orig).splitlines()[0][:200])
+        return error_response(409, "request", "the call conflicts with a change made meanwhile; nothing was "
+                                              "stored: read the data again and retry")
+
+    @bp.errorhandler(BadRequest)
+    def bad_request(error: BadRequest):
+        # The app-wide guards (a NUL in the query string) explain themselves in the description.
+        return error_response(400, "request", error.description or HTTP_STATUS_CODES[400])
 
     @bp.after_app_request
     def errors_as_json(response):

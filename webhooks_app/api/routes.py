@@ -1,73 +1,78 @@
-"""POST /api/v1/events: the JSON event intake, authenticated with a bearer API token."""
+"""POST /api/v1/events: the JSON event intake, authenticated with a bearer API token with the events:write scope.
 
-from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+The management API's views live beside it (webhooks.py, messages.py) on the same blueprint.
+"""
 
-from ..database import limit_lock_wait, retry_once_on_disconnect
-from ..extensions import csrf, db
-from ..services.api_tokens import TokenUse, authenticate_api_token
+from flask import jsonify, request
+
+from ..database import retry_once_on_disconnect
+from ..extensions import db
+from ..services.api_tokens import EVENTS_WRITE
+from ..services.batch_intake import BatchRefused, emit_batch
 from ..services.intake import IntakeError, emit_event, token_scope
+from . import messages, webhooks  # noqa: F401  (their views join the blueprint)
+from .auth import MAX_BODY_BYTES, bearer_value, check_token, missing_scope, read_body
+from .blueprint import bp
 from .body import BodyError, check_content_type, parse_json
-from .errors import error_response, register_error_handlers
+from .errors import error_response
+from .openapi import BODY_ERRORS, responses, spec
+from .schemas import EventsAccepted, EventsBody
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)
-register_error_handlers(bp)
-
-MAX_EVENT_BYTES = 64 * 1024
-DEFAULT_INTAKE_LOCK_TIMEOUT_SECONDS = 3.0
+__all__ = ["bp"]
+MAX_BATCH_BYTES = 1024 * 1024
 
 
-@bp.before_request
-def bound_the_lock_wait():
-    """A locked SQLite database gets a fast, retryable 503 instead of holding a web thread for 15 s."""
-    limit_lock_wait(current_app.config.get("WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS",
-                                           DEFAULT_INTAKE_LOCK_TIMEOUT_SECONDS))
-
-
-def read_body() -> bytes | None:
-    """The body, or None when it is over the limit (read at most one byte past it)."""
-    if (request.content_length or 0) > MAX_EVENT_BYTES:
-        return None
-    # One byte over the limit tells a too-long chunked body (no Content-Length) from one that fits.
-    request.max_content_length = MAX_EVENT_BYTES + 1
-    try:
-        raw = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        return None
-    return raw if len(raw) <= MAX_EVENT_BYTES else None
-
-
-def check_token(token: str) -> TokenUse | None:
-    """The live token's use, its last use committed when it moved (kept even if the event is refused)."""
-    use = authenticate_api_token(token)
-    if use is None:
-        db.session.rollback()
-    elif use.noted:
-        db.session.commit()
-    return use
+def refusal(error: IntakeError):
+    """The error answer; for a refused batch it also lists every bad event by index."""
+    response = error_response(error.status, error.field, error.message)
+    if isinstance(error, BatchRefused):
+        body = response.get_json()
+        body["error"]["invalid"] = [{"index": index, "field": problem.field, "message": problem.message}
+                                    for index, problem in error.problems]
+        response.set_data(jsonify(body).get_data())
+    return response
 
 
 @bp.post("/events")
+@spec.validate(json=EventsBody, resp=responses(409, *BODY_ERRORS, HTTP_202=EventsAccepted), tags=["events"],
+               skip_validation=True)
 def create_event():
-    """Accept one event and answer 202 with its eventId and how many messages it queued."""
+    """Accept one event, or a batch of up to 500, and answer 202 with the eventIds and messages queued.
+
+    Sending the same event again with the same eventId answers with the first acceptance and stores nothing; a
+    different event with that eventId is refused with 409. A batch (a JSON array) is all or nothing: when any
+    event is bad none is stored, and the error names the first by index ([3].assetId) and lists every one in
+    `invalid`. An event is at most 64 KiB, a batch 1 MiB.
+    """
     # Read before the token check: no transaction (on SQLite, the write lock) waits on a slow client.
-    raw = read_body()
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
+    raw = read_body(limit=MAX_BATCH_BYTES)
+    token = bearer_value()
     use = retry_once_on_disconnect(lambda: check_token(token), "API token check") if token else None
     if use is None:
         return error_response(401, "Authorization", "a valid bearer API token is required")
+    if EVENTS_WRITE not in use.scopes:
+        error = missing_scope(EVENTS_WRITE)
+        return error_response(error.status, error.field, error.message)
     try:
         check_content_type(request)
         if raw is None:
-            return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
+            return error_response(413, "body", f"the batch is larger than {MAX_BATCH_BYTES // 1024} KiB")
+        if len(raw) > MAX_BODY_BYTES and not raw.lstrip()[:1] == b"[":
+            return error_response(413, "body", f"the event is larger than {MAX_BODY_BYTES // 1024} KiB")
         data = parse_json(raw)
     except BodyError as error:
         return error_response(error.status, error.field, error.message)
     try:
+        if isinstance(data, list):
+            batch = emit_batch(data, scope=token_scope(use.token_id))
+            return jsonify({"events": [{"eventId": accepted.event_uuid, "messages": len(accepted.message_ids)}
+                                       for accepted in batch],
+                            "messages": sum(len(accepted.message_ids) for accepted in batch)}), 202
         accepted = emit_event(data, scope=token_scope(use.token_id))
     except IntakeError as error:
         db.session.rollback()
-        return error_response(error.status, error.field, error.message)
+        return refusal(error)
     return jsonify({"eventId": accepted.event_uuid, "messages": len(accepted.message_ids)}), 202
+
+
+create_event.required_scope = EVENTS_WRITE

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..database import dialect_name
 from ..extensions import db
-from ..models import Attempt, Message, MessageStatus, Webhook, utcnow
+from ..models import Attempt, Event, Message, MessageStatus, Webhook, utcnow
 from .log_filters import LogFilter
 
 PAGE_SIZE = 50
@@ -224,3 +225,51 @@ def webhooks_fingerprint() -> str:
     """Changes whenever any webhook is added, removed or changed (one aggregate query)."""
     count, newest = db.session.execute(select(func.count(Webhook.id), func.max(Webhook.updated_at))).one()
     return f"{count}:{newest.isoformat() if newest else '-'}"
+
+
+# --- the API's view of the log: filters and keyset pages (newest first, by message id) -----------------------------
+
+@dataclass(frozen=True)
+class MessageFilters:
+    """Which messages to list; None leaves a filter out. `search` is a messageId or an eventId (UUID text)."""
+
+    webhook_id: int | None = None
+    status: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None
+
+
+def filtered_messages(filters: MessageFilters):
+    """A SELECT of the messages that pass every filter given."""
+    query = select(Message)
+    if filters.webhook_id is not None:
+        query = query.where(Message.webhook_id == filters.webhook_id)
+    if filters.status:
+        query = query.where(Message.status == filters.status)
+    if filters.event_type:
+        query = query.where(Message.event_type == filters.event_type)
+    if filters.since is not None:
+        query = query.where(Message.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Message.created_at < filters.until)
+    if filters.search:
+        events = select(Event.id).where(Event.event_uuid == filters.search)
+        query = query.where(or_(Message.message_uuid == filters.search, Message.event_id.in_(events)))
+    return query
+
+
+def messages_before(filters: MessageFilters, before_id: int | None, limit: int) -> tuple[list[Message], bool]:
+    """Up to `limit` messages, newest first, older than message `before_id` when given; and whether more remain."""
+    query = filtered_messages(filters).options(joinedload(Message.event))
+    if before_id is not None:
+        query = query.where(Message.id < before_id)
+    rows = list(db.session.scalars(query.order_by(Message.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def message_by_uuid(message_uuid: str) -> Message | None:
+    """The message with this messageId (its event and attempts load with it), or None."""
+    return db.session.scalars(select(Message).where(Message.message_uuid == message_uuid)
+                              .options(joinedload(Message.event), selectinload(Message.attempts))).first()

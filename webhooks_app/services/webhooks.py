@@ -9,6 +9,8 @@ from ..extensions import db
 from ..models import Webhook, WebhookSubscription, utcnow
 from ..secrets_vault import encrypt_secret, generate_secret
 
+NAME_MAX_LENGTH = 255
+
 
 class WebhookNotFound(LookupError):
     """No webhook has that id."""
@@ -30,6 +32,15 @@ def list_webhooks() -> list[Webhook]:
 def get_webhook(webhook_id: int) -> Webhook:
     """The webhook with this id, or WebhookNotFound."""
     webhook = db.session.get(Webhook, webhook_id)
+    if webhook is None:
+        raise WebhookNotFound(webhook_id)
+    return webhook
+
+
+def lock_webhook(webhook_id: int) -> Webhook:
+    """The webhook read afresh and locked until the transaction ends (PostgreSQL; SQLite writers take turns)."""
+    webhook = db.session.scalars(select(Webhook).where(Webhook.id == webhook_id).with_for_update()
+                                 .execution_options(populate_existing=True)).first()
     if webhook is None:
         raise WebhookNotFound(webhook_id)
     return webhook

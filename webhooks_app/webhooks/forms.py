@@ -11,7 +11,7 @@ from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 from ..events import EVENT_TYPES
 from ..services.endpoint_urls import endpoint_url_problem
 from ..services.secret_rotation import OVERLAP_CHOICES
-from ..services.webhooks import WebhookFields
+from ..services.webhooks import NAME_MAX_LENGTH, WebhookFields
 
 
 def validate_endpoint_url(form, field) -> None:
@@ -35,7 +35,7 @@ class WebhookForm(FlaskForm):
         filters=[strip_whitespace],
         validators=[
             DataRequired("Enter a name for the webhook."),
-            Length(max=255, message="The name can be at most 255 characters."),
+            Length(max=NAME_MAX_LENGTH, message=f"The name can be at most {NAME_MAX_LENGTH} characters."),
         ],
         description="Shown only in the webhooks table.",
     )

@@ -1,0 +1,110 @@
+"""POST /api/v1/events with a JSON array: up to 500 events, validated all or nothing, stored in one transaction."""
+
+import json
+import uuid
+
+import pytest
+from api.helpers import ASSET_CREATE, add_webhook, assert_error, post_event, stored_counts, stored_events
+
+from webhooks_app.extensions import db
+from webhooks_app.services.batch_intake import emit_batch
+
+FOLDER_CREATE = {"type": "folder.create", "folderId": 5, "userId": 1}
+USER_UPDATE = {"type": "user.update", "targetUserId": 7, "userId": 1, "changed": ["email"]}
+
+
+def test_a_batch_is_stored_with_its_messages_and_answered_in_order(app, client, api_token):
+    """A batch of three events answers 202 with each event's eventId and message count in the batch's order, and
+    stores each event with one message per enabled webhook subscribed to it."""
+    add_webhook(app, events=["asset.create", "folder.create"])
+    add_webhook(app, events=["asset.create"])
+    add_webhook(app, events=["asset.create"], enabled=False)
+    event_id = str(uuid.uuid4())
+    response = post_event(client, api_token, [ASSET_CREATE, {**FOLDER_CREATE, "eventId": event_id}, USER_UPDATE])
+    assert response.status_code == 202, response.get_data(as_text=True)
+    body = response.get_json()
+    assert [entry["messages"] for entry in body["events"]] == [2, 1, 0]
+    assert body["events"][1]["eventId"] == event_id and body["messages"] == 3
+    assert [(event_uuid, kind) for event_uuid, kind, _ in stored_events(app)] == [
+        (body["events"][0]["eventId"], "asset.create"), (event_id, "folder.create"),
+        (body["events"][2]["eventId"], "user.update")]
+    assert stored_counts(app) == (3, 3)
+
+
+def test_one_bad_event_refuses_the_whole_batch_naming_each_by_index(app, client, api_token):
+    """With bad events at positions 1 and 3, nothing is stored; the error names the first by index and field and
+    lists every bad one in `invalid`."""
+    add_webhook(app)
+    batch = [ASSET_CREATE, {"type": "asset.create", "userId": 1}, FOLDER_CREATE, {**ASSET_CREATE, "assetId": "x"}]
+    response = post_event(client, api_token, batch)
+    message = assert_error_with_invalid(response, 422, "[1].assetId")
+    assert message.startswith("event 1: assetId is required") and "1 more bad event" in message
+    assert response.get_json()["error"]["invalid"] == [
+        {"index": 1, "field": "assetId", "message": "assetId is required for this event type"},
+        {"index": 3, "field": "assetId", "message": f"assetId must be a positive integer of at most {2**53 - 1}"}]
+    assert stored_counts(app) == (0, 0)
+
+
+def assert_error_with_invalid(response, status: int, field: str) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert set(error) == {"field", "message", "invalid"} and error["field"] == field
+    return error["message"]
+
+
+def test_event_ids_repeat_within_and_across_batches_as_for_single_events(app, client, api_token):
+    """The same event twice in a batch is stored once and answered twice; sending the batch again stores nothing
+    more and answers the same; an eventId reused for another event (in the batch or from before) refuses the
+    batch with 409 at its index."""
+    add_webhook(app)
+    event = {**ASSET_CREATE, "eventId": str(uuid.uuid4())}
+    first = post_event(client, api_token, [event, event, FOLDER_CREATE])
+    assert [entry["eventId"] for entry in first.get_json()["events"][:2]] == [event["eventId"]] * 2
+    assert stored_counts(app) == (2, 2)
+    again = post_event(client, api_token, [event])
+    assert again.get_json()["events"] == [first.get_json()["events"][0]]
+    assert stored_counts(app) == (2, 2)
+
+    changed = {**event, "assetId": 202}
+    assert_error_with_invalid(post_event(client, api_token, [FOLDER_CREATE, changed]), 409, "[1].eventId")
+    assert_error_with_invalid(post_event(client, api_token, [changed, {**changed, "assetId": 303}]), 409,
+                              "[1].eventId")
+    assert stored_counts(app) == (2, 2)
+
+
+def test_a_reimport_in_a_batch_triggers_nothing(app, client, api_token):
+    """A reimport inside a batch is answered with no messages and stored nowhere, as alone."""
+    add_webhook(app)
+    response = post_event(client, api_token, [{**ASSET_CREATE, "source": "reimport"}, ASSET_CREATE])
+    assert [entry["messages"] for entry in response.get_json()["events"]] == [0, 1]
+    assert stored_counts(app) == (1, 1)
+
+
+def test_batch_limits(app, client, api_token):
+    """500 events are accepted (a body well over one event's 64 KiB); 501 are 413, an empty array 422, and a body
+    over 1 MiB 413; nothing of a refused batch is stored."""
+    add_webhook(app, events=["user.update"])
+    big = [{**USER_UPDATE, "targetUserId": n + 1, "eventId": str(uuid.uuid4()), "eventTime": 1700000000}
+           for n in range(500)]
+    assert len(json.dumps(big)) > 64 * 1024
+    response = post_event(client, api_token, big)
+    assert response.status_code == 202 and response.get_json()["messages"] == 500
+    assert stored_counts(app) == (500, 500)
+    assert_error(post_event(client, api_token, big + [USER_UPDATE]), 413, "body")
+    assert_error(post_event(client, api_token, []), 422, "body")
+    padded = json.dumps([FOLDER_CREATE]).encode() + b" " * (1024 * 1024)
+    assert_error(post_event(client, api_token, raw=padded), 413, "body")
+    assert stored_counts(app) == (500, 500)
+
+
+@pytest.mark.parametrize("repeat", [False, True], ids=["new", "repeat"])
+def test_emit_batch_is_the_same_intake_for_host_applications(app, repeat):
+    """emit_batch() validates and stores a batch like the API (scope "local"), and repeats answer as repeats."""
+    add_webhook(app)
+    with app.app_context():
+        accepted = emit_batch([{**ASSET_CREATE, "eventId": "6f0c7d2e-3b1a-4c8e-9d6f-2a4b6c8e0f13"}])
+        if repeat:
+            accepted = emit_batch([{**ASSET_CREATE, "eventId": "6f0c7d2e-3b1a-4c8e-9d6f-2a4b6c8e0f13"}])
+        assert [(event.duplicate, len(event.message_ids)) for event in accepted] == [(repeat, 1)]
+        db.session.remove()
+    assert stored_counts(app) == (1, 1)

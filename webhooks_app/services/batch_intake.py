@@ -1,0 +1,187 @@
+"""Batch intake: up to 500 events in one request, validated all or nothing and stored in one transaction with
+a handful of statements (one look-up of the subscribers, one INSERT of the events, one of their messages)."""
+
+import json
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import Integer, String, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..database import dialect_name, retry_once_on_disconnect
+from ..extensions import db
+from ..models import MessageStatus, utcnow
+from . import intake_statements as statements
+from .dispatch import request_batches
+from .intake import LOCAL_SCOPE, AcceptedEvent, IntakeError, ValidEvent, stored_repeat, validate_event
+
+MAX_BATCH_EVENTS = 500
+
+
+class BatchRefused(IntakeError):
+    """Some events of a batch are bad, so none was stored; `problems` holds (index, error) of each, in order."""
+
+    def __init__(self, problems: list[tuple[int, IntakeError]]):
+        index, first = problems[0]
+        others = len(problems) - 1
+        more = f" ({others} more bad event{'s' if others > 1 else ''}: see invalid)" if others else ""
+        super().__init__(first.status, f"[{index}].{first.field}",
+                         f"event {index}: {first.message}{more}; no event of the batch was stored")
+        self.problems = problems
+
+
+def validate_batch(items) -> list[ValidEvent]:
+    """Check every event of a batch; raise BatchRefused naming each bad one by its index."""
+    if not items:
+        raise IntakeError(422, "body", "the batch holds no event")
+    if len(items) > MAX_BATCH_EVENTS:
+        raise IntakeError(413, "body", f"a batch holds at most {MAX_BATCH_EVENTS} events, not {len(items)}")
+    problems, events, first_with = [], [], {}
+    for index, item in enumerate(items):
+        try:
+            event = validate_event(item)
+        except IntakeError as error:
+            problems.append((index, error))
+            continue
+        earlier_index, earlier = first_with.setdefault(event.event_uuid, (index, event))
+        if earlier.digest != event.digest:
+            problems.append((index, IntakeError(409, "eventId", f"eventId {event.event_uuid} is also event "
+                                                                f"{earlier_index} of this batch, a different event")))
+        events.append(event)
+    if problems:
+        raise BatchRefused(problems)
+    return events
+
+
+def _subscribers(event_types: list[str]) -> dict[str, list[int]]:
+    """The enabled webhooks subscribed to each event type, in id order (one query)."""
+    found = defaultdict(list)
+    if event_types:
+        query = (select(statements.subscriptions.c.event_type, statements.webhooks.c.id)
+                 .join(statements.webhooks, statements.subscriptions.c.webhook_id == statements.webhooks.c.id)
+                 .where(statements.subscriptions.c.event_type.in_(event_types),
+                        statements.webhooks.c.enabled.is_(True))
+                 .order_by(statements.webhooks.c.id))
+        for event_type, webhook_id in db.session.connection().execute(query):
+            found[event_type].append(webhook_id)
+    return found
+
+
+def _insert_events(events: list[ValidEvent], scope: str) -> dict[str, int]:
+    """Insert the events whose eventId this sender has not used; returns {eventId: id} of those inserted."""
+    insert_for_dialect = postgresql_insert if dialect_name() == "postgresql" else sqlite_insert
+    statement = (insert_for_dialect(statements.events)
+                 .on_conflict_do_nothing(index_elements=[statements.events.c.event_uuid, statements.events.c.scope])
+                 .returning(statements.events.c.id, statements.events.c.event_uuid))
+    now = utcnow()
+    rows = [{"event_uuid": e.event_uuid, "scope": scope, "body_digest": e.digest, "event_type": e.event_type,
+             "payload": e.payload, "created_at": now} for e in events]
+    return {event_uuid: event_id for event_id, event_uuid in db.session.connection().execute(statement, rows)}
+
+
+def _messages_from_arrays():
+    """PostgreSQL: one Queued message per (webhook_id, event_id, event_type) of three parallel arrays."""
+    targets = (func.unnest(bindparam("webhook_ids", type_=ARRAY(Integer)), bindparam("event_ids", type_=ARRAY(Integer)),
+                           bindparam("event_types", type_=ARRAY(String)))
+               .table_valued("webhook_id", "event_id", "event_type").render_derived(name="targets"))
+    shared = [bindparam(f"shared_{name}", type_=column_type)
+              for name, column_type in statements.SHARED_MESSAGE_COLUMNS.items() if name not in ("event_id",
+                                                                                               "event_type")]
+    rows = select(func.gen_random_uuid().cast(String), targets.c.webhook_id, targets.c.event_id,
+                  targets.c.event_type, *shared)
+    columns = ["message_uuid", "webhook_id", "event_id", "event_type",
+               *(name for name in statements.SHARED_MESSAGE_COLUMNS if name not in ("event_id", "event_type"))]
+    return (insert(statements.messages).from_select(columns, rows)
+            .returning(statements.messages.c.id, statements.messages.c.event_id))
+
+
+def _messages_from_json():
+    """SQLite: one Queued message per [message_uuid, webhook_id, event_id, event_type] of a JSON array.
+
+    Binding 5,000 rows one by one costs SQLAlchemy far more than SQLite's insert: one JSON text is one parameter.
+    """
+    targets = func.json_each(bindparam("targets", type_=String)).table_valued("value", name="targets")
+    item = [func.json_extract(targets.c.value, f"$[{position}]") for position in range(4)]
+    shared = [bindparam(f"shared_{name}", type_=column_type)
+              for name, column_type in statements.SHARED_MESSAGE_COLUMNS.items() if name not in ("event_id",
+                                                                                               "event_type")]
+    rows = select(*item, *shared).select_from(targets)
+    columns = ["message_uuid", "webhook_id", "event_id", "event_type",
+               *(name for name in statements.SHARED_MESSAGE_COLUMNS if name not in ("event_id", "event_type"))]
+    return (insert(statements.messages).from_select(columns, rows)
+            .returning(statements.messages.c.id, statements.messages.c.event_id))
+
+
+def _insert_messages(targets: list[tuple[int, int, str]]) -> dict[int, list[int]]:
+    """One Queued message per (webhook_id, event_id, event_type), due now; returns {event_id: [message ids]}."""
+    created = defaultdict(list)
+    if not targets:
+        return created
+    now = utcnow()
+    shared = {"is_test": False, "status": MessageStatus.QUEUED, "attempts_made": 0, "next_attempt_at": now,
+              "enqueued_at": now, "created_at": now, "updated_at": now}
+    connection = db.session.connection()
+    if dialect_name() == "postgresql":
+        webhook_ids, event_ids, event_types = (list(column) for column in zip(*targets, strict=True))
+        result = connection.execute(_messages_from_arrays(), {
+            "webhook_ids": webhook_ids, "event_ids": event_ids, "event_types": event_types,
+            **{f"shared_{name}": value for name, value in shared.items()}})
+    else:
+        rows = json.dumps([[str(uuid.uuid4()), *target] for target in targets])
+        result = connection.execute(_messages_from_json(), {
+            "targets": rows, **{f"shared_{name}": value for name, value in shared.items()}})
+    for message_id, event_id in result:
+        created[event_id].append(message_id)
+    return created
+
+
+def store_batch(events: list[ValidEvent], scope: str) -> list[AcceptedEvent]:
+    """Store a validated batch, one AcceptedEvent per event in order; callers commit.
+
+    As for one event: a repeat (same eventId and body as before) answers its first acceptance and stores
+    nothing; an eventId used before for a different event raises BatchRefused (409) naming its index.
+    """
+    firsts = {}
+    for event in events:
+        if event.triggers:
+            firsts.setdefault(event.event_uuid, event)
+    subscribers = _subscribers(sorted({event.event_type for event in firsts.values()}))
+    inserted = _insert_events(list(firsts.values()), scope) if firsts else {}
+    messages = _insert_messages([(webhook_id, inserted[event.event_uuid], event.event_type)
+                                 for event in firsts.values() if event.event_uuid in inserted
+                                 for webhook_id in subscribers[event.event_type]])
+    accepted = []
+    for index, event in enumerate(events):
+        try:
+            if not event.triggers:
+                accepted.append(stored_repeat(event, scope) or AcceptedEvent(event.event_uuid))
+            elif event.event_uuid in inserted:
+                event_id = inserted[event.event_uuid]
+                webhook_ids = [webhook_id for webhook_id in subscribers[event.event_type]]
+                accepted.append(AcceptedEvent(event.event_uuid, sorted(messages[event_id]), webhook_ids=webhook_ids))
+            else:
+                repeat = stored_repeat(event, scope)
+                if repeat is None:  # pruned between the INSERT and this look-up: a rare retry makes it again
+                    raise IntakeError(503, "eventId", f"eventId {event.event_uuid} was being pruned; retry")
+                accepted.append(repeat)
+        except IntakeError as error:
+            raise BatchRefused([(index, error)]) from None
+    return accepted
+
+
+def emit_batch(items, scope: str = LOCAL_SCOPE) -> list[AcceptedEvent]:
+    """Validate a batch (all or nothing), store it in one transaction, commit, then ask for the sending."""
+    events = validate_batch(items)
+
+    def store_and_commit() -> list[AcceptedEvent]:
+        stored = store_batch(events, scope)
+        db.session.commit()
+        return stored
+
+    accepted = retry_once_on_disconnect(store_and_commit, "batch intake")
+    webhook_ids = sorted({webhook_id for event in accepted for webhook_id in event.webhook_ids})
+    if webhook_ids:
+        request_batches(webhook_ids)
+    return accepted
