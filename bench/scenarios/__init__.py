@@ -4,9 +4,21 @@ Each module has `run(bench) -> dict` (its results, stored under its name) and `r
 its figures (with their targets) to the report table when it has run.
 """
 
-from scenarios import fanout, isolation, isolation_host, latency, memory, naive, pipeline, profile, raw, retry
+from scenarios import (
+    fanout,
+    intake,
+    isolation,
+    isolation_host,
+    latency,
+    memory,
+    naive,
+    pipeline,
+    profile,
+    raw,
+    retry,
+)
 
 MODULES = {"raw": raw, "naive": naive, "pipeline": pipeline, "fanout": fanout, "latency": latency,
            "isolation": isolation, "isolation_host": isolation_host,
-           "retry": retry, "memory": memory, "profile": profile}
+           "retry": retry, "memory": memory, "intake": intake, "profile": profile}
 SCENARIOS = tuple(MODULES)
