@@ -4,6 +4,7 @@ a dead connection's work retried once; a bounded wait for SQLite's lock where a 
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PING_AFTER_IDLE_SECONDS = 5.0
+SQLITE_BEGIN_OPTION = "webhooks_sqlite_begin"  # an execution option: the BEGIN a SQLite transaction starts with
 
 
 def limit_lock_wait(seconds: float) -> None:
@@ -59,8 +61,26 @@ def autocommit_single_statement() -> None:
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
+def begin_read_only() -> None:
+    """Run the session's next transaction, which only reads, without a transaction or lock of its own.
+
+    PostgreSQL: in autocommit (no BEGIN and COMMIT round trips). SQLite: a deferred BEGIN, which takes no
+    write lock (in WAL mode readers never wait), even in a POST request whose writes begin IMMEDIATE.
+    """
+    if db.session().in_transaction():
+        return
+    if dialect_name() == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    else:
+        db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "BEGIN"})
+
+
+def _random_uuid() -> str:
+    return str(uuid.uuid4())
+
+
 def configure_sqlite(engine: Engine) -> None:
-    """Install WAL, busy timeout and BEGIN IMMEDIATE on every SQLite connection."""
+    """Install WAL, busy timeout, BEGIN IMMEDIATE and gen_random_uuid() on every SQLite connection."""
 
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, connection_record):
@@ -76,6 +96,8 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the log's indexes stay in memory
         cursor.close()
+        # PostgreSQL's built-in, so a fan-out INSERT … SELECT makes its message UUIDs alike on both databases.
+        dbapi_connection.create_function("gen_random_uuid", 0, _random_uuid)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
@@ -85,7 +107,7 @@ def configure_sqlite(engine: Engine) -> None:
         if connection.info.get("busy_timeout_ms") != busy_timeout_ms:
             connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms}")
             connection.info["busy_timeout_ms"] = busy_timeout_ms
-        connection.exec_driver_sql(_begin_statement())
+        connection.exec_driver_sql(connection.get_execution_options().get(SQLITE_BEGIN_OPTION) or _begin_statement())
 
 
 def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:

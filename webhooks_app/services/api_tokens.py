@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
 
+from ..database import begin_read_only
 from ..extensions import db
 from ..models import ApiToken, utcnow
 
@@ -68,10 +69,19 @@ def _token_by_hash():
 
 
 def authenticate_api_token(token: str) -> TokenUse | None:
-    """The live token matching this bearer value, or None; notes when it was last used (once a minute)."""
+    """The live token matching this bearer value, or None; notes when it was last used (once a minute).
+
+    At the start of a request the look-up is a read of its own: one round trip on PostgreSQL, and no
+    SQLite write lock; only the once-a-minute note of its use writes (the caller commits it).
+    """
     if not token.startswith(TOKEN_PREFIX):
         return None
+    alone = not db.session().in_transaction()
+    if alone:
+        begin_read_only()
     row = db.session.connection().execute(_token_by_hash(), {"token_hash": hash_token(token)}).one_or_none()
+    if alone:
+        db.session.commit()
     if row is None or row.revoked_at is not None:
         return None
     now = utcnow()

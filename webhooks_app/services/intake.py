@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 
-from ..database import dialect_name, retry_once_on_disconnect
+from ..database import autocommit_single_statement, dialect_name, retry_once_on_disconnect
 from ..events import EVENTS_BY_NAME
 from ..extensions import db
 from ..models import Message, MessageStatus, utcnow
@@ -215,6 +215,33 @@ def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_t
     return list(db.session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
 
 
+def _store_with_messages(event: ValidEvent, scope: str) -> AcceptedEvent | None:
+    """Store the event and one Queued message per enabled subscribed webhook; None when its sender stored its
+    eventId already. One statement on PostgreSQL, two on SQLite; the messages' UUIDs are made by the database."""
+    now = utcnow()
+    parameters = {
+        "new_event_uuid": event.event_uuid, "new_scope": scope, "new_body_digest": event.digest,
+        "new_event_type": event.event_type, "new_payload": event.payload, "new_created_at": now,
+        "subscribed_type": event.event_type, "shared_event_type": event.event_type, "shared_is_test": False,
+        "shared_status": MessageStatus.QUEUED, "shared_attempts_made": 0, "shared_next_attempt_at": now,
+        "shared_enqueued_at": now, "shared_created_at": now, "shared_updated_at": now,
+    }
+    connection = db.session.connection()
+    if dialect_name() == "postgresql":
+        rows = connection.execute(statements.event_with_messages(), parameters).all()
+        if not rows:
+            return None
+        rows = [row for row in rows if row.message_id is not None]
+    else:
+        event_id = connection.execute(statements.store_event("sqlite"), parameters).scalar_one_or_none()
+        if event_id is None:
+            return None
+        rows = connection.execute(statements.messages_for_subscribers(),
+                                  {**parameters, "message_event_id": event_id}).all()
+    return AcceptedEvent(event.event_uuid, sorted(row.message_id for row in rows),
+                         webhook_ids=sorted(row.webhook_id for row in rows))
+
+
 def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
     """Store a validated event with one Queued message per enabled subscribed webhook.
 
@@ -223,13 +250,10 @@ def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
     """
     if not event.triggers:
         return _stored_repeat(event, scope) or AcceptedEvent(event.event_uuid)
-    webhook_ids = list(db.session.connection().execute(statements.subscribed_webhook_ids(),
-                                                       {"subscribed_type": event.event_type}).scalars())
     for _ in range(2):
-        event_id = store_event(event.event_uuid, event.event_type, event.payload, scope, event.digest)
-        if event_id is not None:
-            message_ids = create_messages(event_id, event.event_type, webhook_ids)
-            return AcceptedEvent(event.event_uuid, message_ids, webhook_ids=webhook_ids)
+        accepted = _store_with_messages(event, scope)
+        if accepted is not None:
+            return accepted
         repeat = _stored_repeat(event, scope)
         if repeat is not None:
             return repeat
@@ -254,6 +278,9 @@ def emit_event(data: dict, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
 
     def store_and_commit() -> AcceptedEvent:
         attempts.append(len(attempts) + 1)
+        # Each statement of the store is atomic alone (the event with its messages is one on PostgreSQL):
+        # autocommit saves the BEGIN and COMMIT round trips.
+        autocommit_single_statement()
         stored = store_valid_event(event, scope)
         db.session.commit()
         return stored
