@@ -3,7 +3,7 @@ request, and a cProfile, in process (Flask's test client, one thread), on SQLite
 
     python bench/intake_profile.py                          # both databases, 2,000 requests each
     python bench/intake_profile.py --database sqlite --requests 500 --cprofile 25
-    python bench/intake_profile.py --batch 500              # POST /api/v1/events/batch with 500 events each
+    python bench/intake_profile.py --batch 500              # POST /api/v1/events with arrays of 500 events
 
 10 webhooks subscribed to asset.create (nothing is sent: no worker runs), one token, events like the intake
 scenario's. PostgreSQL: BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/bench_intake_profile;
@@ -47,15 +47,13 @@ STEPS = [
     ("token check", "webhooks_app.api.routes", "check_token"),
     ("token check", "webhooks_app.api.routes", "authenticate"),
     ("parse JSON", "webhooks_app.api.routes", "parse_json"),
-    ("parse JSON", "webhooks_app.api.batch", "parse_json"),
     ("validate", "webhooks_app.services.intake", "validate_event"),
-    ("validate", "webhooks_app.services.intake_batch", "validate_event"),
+    ("validate", "webhooks_app.services.batch_intake", "validate_batch"),
     ("store (event + messages)", "webhooks_app.services.intake", "store_valid_event"),
-    ("store (event + messages)", "webhooks_app.services.intake_batch", "store_valid_events"),
+    ("store (event + messages)", "webhooks_app.services.batch_intake", "store_batch"),
     ("Redis: request batches", "webhooks_app.services.intake", "request_batches"),
-    ("Redis: request batches", "webhooks_app.services.intake_batch", "request_batches"),
+    ("Redis: request batches", "webhooks_app.services.batch_intake", "request_batches"),
     ("jsonify", "webhooks_app.api.routes", "jsonify"),
-    ("jsonify", "webhooks_app.api.batch", "jsonify"),
 ]
 
 
@@ -215,7 +213,7 @@ def run_database(name: str, args, redis_url: str) -> dict:
         sql = SqlCounter(db.engine)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    path = "/api/v1/events/batch" if args.batch else "/api/v1/events"
+    path = "/api/v1/events"
 
     def body() -> bytes:
         if args.batch:
@@ -314,7 +312,7 @@ def main(argv) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=0, help="events per request, to /api/v1/events/batch")
+    parser.add_argument("--batch", type=int, default=0, help="events per request (a JSON array)")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="print cProfile's top N")
     parser.add_argument("--sort", default="cumulative", help="cProfile's order: cumulative or tottime")
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
 Started with the Procfile's web command line (gunicorn, 2 workers x 4 threads, access log), `wsgi:app` replaced by
 `bench.trivial_app:app`: what this machine's web stack can do at all for an event, with no database, no Redis, no
-token and no validation. A JSON array (a batch) is answered with one entry per element, like the batch intake.
+token and no validation. A JSON array (a batch) is answered with one entry per element, as the batch intake answers.
 """
 
 import uuid
@@ -20,11 +20,7 @@ def healthz():
 @app.post("/api/v1/events")
 def create_event():
     data = request.get_json()
+    if isinstance(data, list):
+        return jsonify({"events": [{"eventId": event.get("eventId") or str(uuid.uuid4()), "messages": 0}
+                                   for event in data], "messages": 0}), 202
     return jsonify({"eventId": data.get("eventId") or str(uuid.uuid4()), "messages": 0}), 202
-
-
-@app.post("/api/v1/events/batch")
-def create_events():
-    data = request.get_json()
-    return jsonify({"events": [{"eventId": event.get("eventId") or str(uuid.uuid4()), "messages": 0}
-                               for event in data]}), 202

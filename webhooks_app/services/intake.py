@@ -175,7 +175,7 @@ def validate_event(data) -> ValidEvent:
     return ValidEvent(event_type, payload, triggers, digest)
 
 
-def _stored_repeat(event: ValidEvent, scope: str) -> AcceptedEvent | None:
+def stored_repeat(event: ValidEvent, scope: str) -> AcceptedEvent | None:
     """The first acceptance of this eventId from this sender, or None; 409 when it was a different event."""
     rows = db.session.connection().execute(statements.stored_event(), {
         "stored_event_uuid": event.event_uuid, "stored_scope": scope}).all()
@@ -249,12 +249,12 @@ def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
     a different event with an eventId its sender used already is refused with 409.
     """
     if not event.triggers:
-        return _stored_repeat(event, scope) or AcceptedEvent(event.event_uuid)
+        return stored_repeat(event, scope) or AcceptedEvent(event.event_uuid)
     for _ in range(2):
         accepted = _store_with_messages(event, scope)
         if accepted is not None:
             return accepted
-        repeat = _stored_repeat(event, scope)
+        repeat = stored_repeat(event, scope)
         if repeat is not None:
             return repeat
         # The event it repeated was pruned between the two statements: store this one after all.
