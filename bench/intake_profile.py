@@ -62,6 +62,7 @@ class Timers:
 
     def __init__(self):
         self.seconds = Counter()
+        self.cpu_seconds = Counter()
         self.calls = Counter()
         self.depth = 0
         self.patched = []
@@ -69,13 +70,14 @@ class Timers:
     def wrap(self, label, original):
         def timed(*args, **kwargs):
             self.depth += 1
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.depth -= 1
                 if self.depth == 0:
                     self.seconds[label] += time.perf_counter() - started
+                    self.cpu_seconds[label] += time.thread_time() - cpu_started
                     self.calls[label] += 1
         return timed
 
@@ -128,16 +130,35 @@ class SqlCounter:
         self.started = time.perf_counter()
 
     def after(self, conn, cursor, statement, parameters, context, executemany):
+        self.note(statement, time.perf_counter() - self.started)
+
+    def reset(self):
+        self.statements.clear()
+        self.seconds.clear()
+
+    def count_direct(self):
+        """Statements run by webhooks_app.direct_sql (on the driver's cursor, so no engine event sees them)."""
+        try:
+            direct_sql = importlib.import_module("webhooks_app.direct_sql")
+        except ImportError:
+            return
+        original = direct_sql._compile
+        counter = self
+
+        def compile_counted(statement, dialect_name):
+            compiled = original(statement, dialect_name)
+            counter.note(compiled.sql)
+            return compiled
+
+        direct_sql._compile = compile_counted
+
+    def note(self, statement: str, seconds: float = 0.0):
         words = statement.split()
         kind = " ".join(words[:3]) if words else "?"
         if words and words[0].upper() == "WITH":
             kind = "WITH … " + " ".join(w for w in words if w.upper() in ("INSERT", "SELECT", "UPDATE"))[:40]
         self.statements[kind[:60]] += 1
-        self.seconds[kind[:60]] += time.perf_counter() - self.started
-
-    def reset(self):
-        self.statements.clear()
-        self.seconds.clear()
+        self.seconds[kind[:60]] += seconds
 
 
 class RedisCounter:
@@ -211,6 +232,7 @@ def run_database(name: str, args, redis_url: str) -> dict:
 
     with app.app_context():
         sql = SqlCounter(db.engine)
+    sql.count_direct()
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     path = "/api/v1/events"
@@ -236,18 +258,19 @@ def run_database(name: str, args, redis_url: str) -> dict:
     cpu = 0.0
     for _ in range(args.requests):
         data = body()
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         response = client.post(path, data=data, headers=headers)
         wall += time.perf_counter() - started
-        cpu += time.process_time() - cpu_started
+        cpu += time.thread_time() - cpu_started
         if response.status_code != 202:
             raise SystemExit(f"{name}: {response.status_code} {response.get_data(as_text=True)[:300]}")
     for module, attribute, original in timers.patched:
         setattr(module, attribute, original)
     n = args.requests
     per = {label: 1000 * seconds / n for label, seconds in timers.seconds.items()}
+    per_cpu = {label: 1000 * seconds / n for label, seconds in timers.cpu_seconds.items()}
     result = {"database": name, "requests": n, "batch": args.batch, "wall_ms": 1000 * wall / n,
-              "cpu_ms": 1000 * cpu / n, "steps_ms": per,
+              "cpu_ms": 1000 * cpu / n, "steps_ms": per, "steps_cpu_ms": per_cpu,
               "sql_per_request": {k: v / n for k, v in sql.statements.items()},
               "sql_ms": {k: 1000 * v / n for k, v in sql.seconds.items()},
               "redis_round_trips_per_request": redis_counter.round_trips / n}
@@ -280,10 +303,10 @@ def trivial_reference(args) -> dict:
     wall = cpu = 0.0
     for _ in range(args.requests):
         data = json.dumps(asset_event()).encode()
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         client.post("/api/v1/events", data=data, headers=headers)
         wall += time.perf_counter() - started
-        cpu += time.process_time() - cpu_started
+        cpu += time.thread_time() - cpu_started
     return {"wall_ms": 1000 * wall / args.requests, "cpu_ms": 1000 * cpu / args.requests}
 
 
@@ -291,12 +314,16 @@ def report(result: dict) -> str:
     n = result["requests"]
     lines = [f"### {result['database']}: {n} requests" + (f" of {result['batch']} events" if result["batch"] else ""),
              "", f"wall {result['wall_ms']:.2f} ms per request, CPU {result['cpu_ms']:.2f} ms (this process; "
-             "PostgreSQL's own CPU not included)", "", "| Step | ms per request | share |", "|---|---:|---:|"]
+             "PostgreSQL's own CPU not included)", "",
+             "| Step | wall ms per request | share | CPU ms |", "|---|---:|---:|---:|"]
     steps = dict(sorted(result["steps_ms"].items(), key=lambda item: -item[1]))
     for label, ms in steps.items():
-        lines.append(f"| {label} | {ms:.3f} | {100 * ms / result['wall_ms']:.0f} % |")
+        lines.append(f"| {label} | {ms:.3f} | {100 * ms / result['wall_ms']:.0f} % | "
+                     f"{result['steps_cpu_ms'].get(label, 0):.3f} |")
     rest = result["wall_ms"] - sum(steps.values())
-    lines.append(f"| rest (Flask, hooks, test client) | {rest:.3f} | {100 * rest / result['wall_ms']:.0f} % |")
+    rest_cpu = result["cpu_ms"] - sum(result["steps_cpu_ms"].values())
+    lines.append(f"| rest (Flask, hooks, test client) | {rest:.3f} | {100 * rest / result['wall_ms']:.0f} % | "
+                 f"{rest_cpu:.3f} |")
     lines += ["", "| SQL statement | per request | ms per request |", "|---|---:|---:|"]
     for kind, count in sorted(result["sql_per_request"].items(), key=lambda item: -item[1]):
         lines.append(f"| `{kind}` | {count:.2f} | {result['sql_ms'].get(kind, 0):.3f} |")

@@ -20,7 +20,6 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 15000
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PING_AFTER_IDLE_SECONDS = 5.0
-SQLITE_BEGIN_OPTION = "webhooks_sqlite_begin"  # an execution option: the BEGIN a SQLite transaction starts with
 
 
 def limit_lock_wait(seconds: float) -> None:
@@ -32,7 +31,8 @@ def limit_lock_wait(seconds: float) -> None:
     g.sqlite_busy_timeout_ms = max(0, int(seconds * 1000))
 
 
-def _busy_timeout_ms() -> int:
+def busy_timeout_ms() -> int:
+    """The SQLite busy timeout this app context asks for (limit_lock_wait), in milliseconds."""
     if has_app_context():
         return g.get("sqlite_busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS)
     return SQLITE_BUSY_TIMEOUT_MS
@@ -59,20 +59,6 @@ def autocommit_single_statement() -> None:
     """
     if dialect_name() == "postgresql" and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-
-
-def begin_read_only() -> None:
-    """Run the session's next transaction, which only reads, without a transaction or lock of its own.
-
-    PostgreSQL: in autocommit (no BEGIN and COMMIT round trips). SQLite: a deferred BEGIN, which takes no
-    write lock (in WAL mode readers never wait), even in a POST request whose writes begin IMMEDIATE.
-    """
-    if db.session().in_transaction():
-        return
-    if dialect_name() == "postgresql":
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    else:
-        db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "BEGIN"})
 
 
 def _random_uuid() -> str:
@@ -103,11 +89,11 @@ def configure_sqlite(engine: Engine) -> None:
     def on_begin(connection):
         # The busy timeout bounds BEGIN IMMEDIATE's wait; set only when this context wants another value
         # than the connection has (an in-process call, no round trip).
-        busy_timeout_ms = _busy_timeout_ms()
-        if connection.info.get("busy_timeout_ms") != busy_timeout_ms:
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            connection.info["busy_timeout_ms"] = busy_timeout_ms
-        connection.exec_driver_sql(connection.get_execution_options().get(SQLITE_BEGIN_OPTION) or _begin_statement())
+        wanted = busy_timeout_ms()
+        if connection.info.get("busy_timeout_ms") != wanted:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+            connection.info["busy_timeout_ms"] = wanted
+        connection.exec_driver_sql(_begin_statement())
 
 
 def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
 
-from ..database import begin_read_only
+from ..direct_sql import direct
 from ..extensions import db
 from ..models import ApiToken, utcnow
 
@@ -76,12 +76,13 @@ def authenticate_api_token(token: str) -> TokenUse | None:
     """
     if not token.startswith(TOKEN_PREFIX):
         return None
-    alone = not db.session().in_transaction()
-    if alone:
-        begin_read_only()
-    row = db.session.connection().execute(_token_by_hash(), {"token_hash": hash_token(token)}).one_or_none()
-    if alone:
-        db.session.commit()
+    parameters = {"token_hash": hash_token(token)}
+    if db.session().in_transaction():
+        row = db.session.connection().execute(_token_by_hash(), parameters).one_or_none()
+    else:
+        with direct(write=False) as run:
+            rows = run(_token_by_hash(), parameters)
+        row = rows[0] if rows else None
     if row is None or row.revoked_at is not None:
         return None
     now = utcnow()

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 
-from ..database import autocommit_single_statement, dialect_name, retry_once_on_disconnect
+from ..database import dialect_name, retry_once_on_disconnect
+from ..direct_sql import direct
 from ..events import EVENTS_BY_NAME
 from ..extensions import db
 from ..models import Message, MessageStatus, utcnow
@@ -215,9 +216,16 @@ def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_t
     return list(db.session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
 
 
-def _store_with_messages(event: ValidEvent, scope: str) -> AcceptedEvent | None:
+def _in_session(statement, values: dict) -> list:
+    return db.session.connection().execute(statement, values).all()
+
+
+def store_with_messages(event: ValidEvent, scope: str, run=_in_session) -> AcceptedEvent | None:
     """Store the event and one Queued message per enabled subscribed webhook; None when its sender stored its
-    eventId already. One statement on PostgreSQL, two on SQLite; the messages' UUIDs are made by the database."""
+    eventId already. One statement on PostgreSQL, two on SQLite; the messages' UUIDs are made by the database.
+
+    `run` executes a statement: in the session by default (callers commit), or direct_sql's.
+    """
     now = utcnow()
     parameters = {
         "new_event_uuid": event.event_uuid, "new_scope": scope, "new_body_digest": event.digest,
@@ -226,23 +234,27 @@ def _store_with_messages(event: ValidEvent, scope: str) -> AcceptedEvent | None:
         "shared_status": MessageStatus.QUEUED, "shared_attempts_made": 0, "shared_next_attempt_at": now,
         "shared_enqueued_at": now, "shared_created_at": now, "shared_updated_at": now,
     }
-    connection = db.session.connection()
     if dialect_name() == "postgresql":
-        rows = connection.execute(statements.event_with_messages(), parameters).all()
+        rows = run(statements.event_with_messages(), parameters)
         if not rows:
             return None
         rows = [row for row in rows if row.message_id is not None]
     else:
-        event_id = connection.execute(statements.store_event("sqlite"), parameters).scalar_one_or_none()
-        if event_id is None:
+        stored = run(statements.store_event("sqlite"), parameters)
+        if not stored:
             return None
-        rows = connection.execute(statements.messages_for_subscribers(),
-                                  {**parameters, "message_event_id": event_id}).all()
+        rows = run(statements.messages_for_subscribers(), {**parameters, "message_event_id": stored[0].id})
     return AcceptedEvent(event.event_uuid, sorted(row.message_id for row in rows),
                          webhook_ids=sorted(row.webhook_id for row in rows))
 
 
-def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
+def _store_directly(event: ValidEvent, scope: str) -> AcceptedEvent | None:
+    """store_with_messages on a connection of its own, committed when it returns (see direct_sql)."""
+    with direct(write=True) as run:
+        return store_with_messages(event, scope, run)
+
+
+def store_valid_event(event: ValidEvent, scope: str, store=store_with_messages) -> AcceptedEvent:
     """Store a validated event with one Queued message per enabled subscribed webhook.
 
     Sending the same event with the same eventId again returns the first acceptance and creates nothing;
@@ -251,7 +263,7 @@ def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
     if not event.triggers:
         return stored_repeat(event, scope) or AcceptedEvent(event.event_uuid)
     for _ in range(2):
-        accepted = _store_with_messages(event, scope)
+        accepted = store(event, scope)
         if accepted is not None:
             return accepted
         repeat = stored_repeat(event, scope)
@@ -278,10 +290,10 @@ def emit_event(data: dict, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
 
     def store_and_commit() -> AcceptedEvent:
         attempts.append(len(attempts) + 1)
-        # Each statement of the store is atomic alone (the event with its messages is one on PostgreSQL):
-        # autocommit saves the BEGIN and COMMIT round trips.
-        autocommit_single_statement()
-        stored = store_valid_event(event, scope)
+        # Unless the caller's session has work of its own in progress, the event and its messages are stored
+        # and committed by the direct store (a repeat's look-up is the session's, ended by its commit).
+        direct_store = _store_directly if not db.session().in_transaction() else store_with_messages
+        stored = store_valid_event(event, scope, store=direct_store)
         db.session.commit()
         return stored
 
