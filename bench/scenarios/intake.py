@@ -133,6 +133,14 @@ def run(bench: Bench) -> dict:
     return results
 
 
+def cpu_ms_per_event(run: dict) -> dict:
+    """CPU ms per event of the server side: web, the database's backends, Redis (the client's is left out)."""
+    cpu, events = run.get("cpu"), run.get("events")
+    if not cpu or not events:
+        return {}
+    return {name: 1000 * cpu["cpu_s"].get(name, 0.0) / events for name in ("web", "postgres", "redis")}
+
+
 def ratio(value, reference):
     return round(value / reference, 2) if value is not None and reference else None
 
@@ -144,11 +152,22 @@ def rows(bench: Bench, table: Table) -> None:
                         f"last {r['last_trivial']['events_per_s']:,.0f})", reference)
     table.add("intake", "trivial view p50 / p99 ms (context)",
               f"{r['first_trivial']['p50_ms']} / {r['first_trivial']['p99_ms']}")
+    trivial_cpu = [cpu_ms_per_event(r[key]).get("web") for key in ("first_trivial", "last_trivial")]
+    trivial_cpu = [value for value in trivial_cpu if value]
+    trivial_web = sum(trivial_cpu) / len(trivial_cpu) if trivial_cpu else None
+    table.add("intake", "trivial view: web CPU ms per event (context)", rounded(trivial_web, 2))
     for name in ("postgresql", "sqlite"):
         runs = r[name]
         single, batch, worker = runs["single"], runs["batch"], runs["with_worker"]
         table.add(f"intake, {name}", "single events/s (context)", single["events_per_s"])
         table.add(f"intake, {name}", "single / trivial", ratio(single["events_per_s"], reference), TARGETS[name])
+        cpu = cpu_ms_per_event(single)
+        if cpu:
+            table.add(f"intake, {name}", "single: CPU ms per event, web / database / redis (context)",
+                      f"{cpu['web']:.2f} / {cpu['postgres']:.2f} / {cpu['redis']:.2f}")
+            table.add(f"intake, {name}", "single: trivial's web CPU / its web+database+redis CPU per event "
+                                         "(steadier than events/s on a busy machine)",
+                      ratio(trivial_web, sum(cpu.values())))
         table.add(f"intake, {name}", "single p50 ms", single["p50_ms"])
         table.add(f"intake, {name}", "single p99 ms", single["p99_ms"], TARGET_P99_MS)
         if single["failed"]:
