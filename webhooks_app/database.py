@@ -49,7 +49,12 @@ def _begin_statement() -> str:
 
 def dialect_name() -> str:
     """The current database's dialect ("sqlite" or "postgresql"), for the few statements that differ."""
-    return db.session.get_bind().dialect.name
+    return db.engine.dialect.name
+
+
+def session_in_transaction() -> bool:
+    """Whether this context's session has a transaction open, without making a session when it has none."""
+    return db.session.registry.has() and db.session().in_transaction()
 
 
 def autocommit_single_statement() -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
 
+from ..database import session_in_transaction
 from ..direct_sql import direct
 from ..extensions import db
 from ..models import ApiToken, utcnow
@@ -77,7 +78,7 @@ def authenticate_api_token(token: str) -> TokenUse | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
     parameters = {"token_hash": hash_token(token)}
-    if db.session().in_transaction():
+    if session_in_transaction():
         row = db.session.connection().execute(_token_by_hash(), parameters).one_or_none()
     else:
         with direct(write=False) as run:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 
-from ..database import dialect_name, retry_once_on_disconnect
+from ..database import dialect_name, retry_once_on_disconnect, session_in_transaction
 from ..direct_sql import direct
 from ..events import EVENTS_BY_NAME
 from ..extensions import db
@@ -292,9 +292,10 @@ def emit_event(data: dict, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
         attempts.append(len(attempts) + 1)
         # Unless the caller's session has work of its own in progress, the event and its messages are stored
         # and committed by the direct store (a repeat's look-up is the session's, ended by its commit).
-        direct_store = _store_directly if not db.session().in_transaction() else store_with_messages
+        direct_store = _store_directly if not session_in_transaction() else store_with_messages
         stored = store_valid_event(event, scope, store=direct_store)
-        db.session.commit()
+        if db.session.registry.has():
+            db.session.commit()
         return stored
 
     accepted = retry_once_on_disconnect(store_and_commit, "event intake")
