@@ -1,9 +1,11 @@
 """Clients of the delivery benchmarks: the `raw` keep-alive loop and the pool that posts events to the intake."""
 
+import http.client
 import json
 import random
 import threading
 import time
+import urllib.parse
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -151,3 +153,87 @@ class EventClient:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class LoadResult:
+    """A closed-loop load: requests and events completed within the measured window, their round trips."""
+
+    requests: int
+    events: int
+    failed: int
+    seconds: float
+    round_trips_ms: list[float]
+    statuses: dict[int, int]
+    first_error: str | None
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def closed_loop(base_url: str, path: str, token: str, threads: int, seconds: float, make_body,
+                events_per_body: int = 1, warmup_seconds: float = 1.0) -> LoadResult:
+    """`threads` threads, each POSTing a new body from `make_body()` as soon as the last one is answered, on a
+    kept-alive http.client connection (a lighter client than requests, so the server is what is measured).
+
+    The first `warmup_seconds` are not counted; then requests that start and end within `seconds` are.
+    """
+    split = urllib.parse.urlsplit(base_url)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    start = threading.Barrier(threads + 1)
+    lock = threading.Lock()
+    window: list[float] = []
+    totals = {"requests": 0, "failed": 0}
+    round_trips: list[float] = []
+    statuses: dict[int, int] = {}
+    errors: list[str] = []
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection(split.hostname, split.port, timeout=60)
+        mine, failed, codes, first = [], 0, {}, None
+        start.wait()
+        begin, end = window
+        while True:
+            body = make_body()
+            sent = time.monotonic()
+            if sent >= end:
+                break
+            try:
+                connection.request("POST", path, body, headers)
+                response = connection.getresponse()
+                answer = response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                connection = http.client.HTTPConnection(split.hostname, split.port, timeout=60)
+                status, answer = None, repr(error).encode()
+            done = time.monotonic()
+            if sent < begin or done > end:
+                continue
+            codes[status] = codes.get(status, 0) + 1
+            if status == 202:
+                mine.append((done - sent) * 1000)
+            else:
+                failed += 1
+                first = first or f"{status} {answer[:200].decode(errors='replace')}"
+        connection.close()
+        with lock:
+            round_trips.extend(mine)
+            totals["requests"] += len(mine)
+            totals["failed"] += failed
+            for code, count in codes.items():
+                statuses[code] = statuses.get(code, 0) + count
+            if first:
+                errors.append(first)
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    now = time.monotonic()
+    window.extend([now + warmup_seconds, now + warmup_seconds + seconds])
+    start.wait()
+    for thread in pool:
+        thread.join(timeout=seconds + warmup_seconds + 120)
+    return LoadResult(totals["requests"], totals["requests"] * events_per_body, totals["failed"], seconds,
+                      round_trips, statuses, errors[0] if errors else None)

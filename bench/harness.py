@@ -29,6 +29,7 @@ from stack import (  # noqa: E402
     BenchDatabase,
     ProcfileProcess,
     RedisServer,
+    SqliteBenchDatabase,
     instance_folder,
     postgres_pids,
     process_tree,
@@ -64,6 +65,7 @@ class Sizes:
     retry_rate: float
     retry_seconds: float
     replay_events: int = 10_000
+    intake_seconds: float = 10  # each closed-loop measurement of the intake scenario
 
 
 FULL = Sizes(raw_seconds=10, naive_messages=20_000, pipeline_events=1500, fanout_webhooks=1000, fanout_repeats=3,
@@ -75,7 +77,7 @@ QUICK = Sizes(raw_seconds=3, naive_messages=3_000, pipeline_events=60, fanout_we
               latency_rate=50, latency_seconds=5, isolation_owed=200, isolation_rate=20, isolation_seconds=5,
               memory_rows=(10_000, 100_000), memory_seconds=6, profile_seconds=3, wait_seconds=90,
               isolation_host_owed=200, isolation_host_rate=20, isolation_host_seconds=5,
-              retry_rate=10, retry_seconds=5, replay_events=2_000)
+              retry_rate=10, retry_seconds=5, replay_events=2_000, intake_seconds=3)
 
 
 def log(message: str) -> None:
@@ -105,21 +107,21 @@ class Product:
     """
 
     def __init__(self, bench: "Bench", label: str, processes: int, web: bool = True, scheduler: bool = True,
-                 environment: dict[str, str] | None = None):
+                 environment: dict[str, str] | None = None, worker: bool = True, database=None):
         self.bench = bench
         self.label = label
         self.processes = processes
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         environment = procfile_environment(
-            bench.database.url, bench.redis.url, bench.tls.ca_path,
+            (database or bench.database).url, bench.redis.url, bench.tls.ca_path,
             {"PORT": str(self.port), "WORKER_PROCESSES": str(processes), "WORKER_THREADS": str(WORKER_THREADS),
              **(environment or {}), **bench.overrides},
         )
         commands = procfile_commands()
         # The Procfile binds 0.0.0.0 for Heroku; the benchmark listens on loopback only.
         commands["web"] = commands["web"].replace("0.0.0.0", "127.0.0.1")
-        names = ["worker"] + (["scheduler"] if scheduler else []) + (["web"] if web else [])
+        names = (["worker"] if worker else []) + (["scheduler"] if scheduler else []) + (["web"] if web else [])
         self.parts = {name: ProcfileProcess(name, commands[name], environment, bench.log_dir, f"{label}-{name}")
                       for name in names}
 
@@ -141,7 +143,7 @@ class Product:
     def _wait_ready(self) -> None:
         def ready() -> bool:
             self._check_alive()
-            if self.parts["worker"].output().count("Worker process is ready for action.") < self.processes:
+            if "worker" in self.parts and not self.worker_ready():
                 return False
             if "scheduler" in self.parts and "scheduler started" not in self.parts["scheduler"].output():
                 return False
@@ -152,7 +154,10 @@ class Product:
                     return False
             return True
 
-        wait_for(ready, timeout=90, interval=0.2, message=f"{self.label}: web, worker and scheduler to be ready")
+        wait_for(ready, timeout=90, interval=0.2, message=f"{self.label}: {', '.join(self.parts)} to be ready")
+
+    def worker_ready(self) -> bool:
+        return self.parts["worker"].output().count("Worker process is ready for action.") >= self.processes
 
     def worker_pids(self) -> list[int]:
         """The Dramatiq worker processes (children of the worker's main process)."""
@@ -194,7 +199,8 @@ class Bench:
         self._nginx: NginxReceiver | None = None
         self._redis: RedisServer | None = None
         self._database: BenchDatabase | None = None
-        self._app = None
+        self._sqlite_database: SqliteBenchDatabase | None = None
+        self._apps: dict = {}
 
     # Shared resources, started on first use.
 
@@ -223,21 +229,36 @@ class Bench:
         return self._database
 
     @property
+    def sqlite_database(self) -> SqliteBenchDatabase:
+        """A SQLite file of the benchmark's own (in its temporary folder), migrated on first use."""
+        if self._sqlite_database is None:
+            database = SqliteBenchDatabase(os.path.join(self.tmp, "bench.sqlite3"))
+            environment = procfile_environment(database.url, self.redis.url, self.tls.ca_path, self.overrides)
+            log(f"migrating {database.url}")
+            database.reset(environment)
+            self._sqlite_database = database
+        return self._sqlite_database
+
+    @property
     def app(self):
-        if self._app is None:
+        return self.app_for(self.database)
+
+    def app_for(self, database):
+        """The product's Flask app on one of the bench databases, for setting up webhooks and tokens."""
+        if database.url not in self._apps:
             os.environ["SECRET_KEY"] = BENCH_SECRET_KEY
             os.environ["WEBHOOKS_INSTANCE_PATH"] = instance_folder()
             os.environ.pop("WEBHOOKS_ENCRYPTION_KEY", None)
             from webhooks_app import create_app
             from webhooks_app.config import normalize_database_url
 
-            self._app = create_app({"SQLALCHEMY_DATABASE_URI": normalize_database_url(self.database.url),
-                                    "REDIS_URL": self.redis.url,
-                                    **{k: v for k, v in self.overrides.items() if k == "WEBHOOKS_ENCRYPTION_KEY"}})
+            self._apps[database.url] = create_app({
+                "SQLALCHEMY_DATABASE_URI": normalize_database_url(database.url), "REDIS_URL": self.redis.url,
+                **{k: v for k, v in self.overrides.items() if k == "WEBHOOKS_ENCRYPTION_KEY"}})
             import logging
 
             logging.getLogger().setLevel(logging.WARNING)
-        return self._app
+        return self._apps[database.url]
 
     def setting(self, environment: dict[str, str], name: str) -> str | None:
         """What a Product started with this scenario `environment` gets for `name` (--env wins), None if unset."""
@@ -248,11 +269,11 @@ class Bench:
         self.database.truncate()
         self.redis.client().flushall()
 
-    def make_webhooks(self, urls_and_events: list[tuple[str, tuple[str, ...]]]) -> list[int]:
+    def make_webhooks(self, urls_and_events: list[tuple[str, tuple[str, ...]]], database=None) -> list[int]:
         from webhooks_app.extensions import db
         from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
-        with self.app.app_context():
+        with self.app_for(database or self.database).app_context():
             ids = []
             for index, (url, events) in enumerate(urls_and_events):
                 webhook, _ = create_webhook(WebhookFields(f"bench {index}", url, events, True))
@@ -261,11 +282,11 @@ class Bench:
             db.session.remove()
         return ids
 
-    def make_token(self) -> str:
+    def make_token(self, database=None) -> str:
         from webhooks_app.extensions import db
         from webhooks_app.services.api_tokens import create_api_token
 
-        with self.app.app_context():
+        with self.app_for(database or self.database).app_context():
             _, token = create_api_token("bench")
             db.session.commit()
             db.session.remove()
@@ -298,8 +319,9 @@ class Bench:
                     log(f"stopping {resource}: {error}")
         if self._redis is not None:
             shutil.rmtree(self._redis.workdir, ignore_errors=True)
-        if self._database is not None:
-            self._database.close()
+        for database in (self._database, self._sqlite_database):
+            if database is not None:
+                database.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

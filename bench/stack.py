@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,67 @@ class BenchDatabase:
     def close(self) -> None:
         if self.connection is not None:
             self.connection.close()
+
+
+class SqliteBenchDatabase:
+    """The product on SQLite (a file in the benchmark's temporary folder), with BenchDatabase's read helpers."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self.name = "sqlite"
+
+    def reset(self, environment: dict[str, str]) -> None:
+        """Remove the file, then `python -m flask --app wsgi db upgrade` creates and migrates it."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(self.path + suffix).unlink(missing_ok=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=environment,
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"flask db upgrade failed:\n{result.stdout}\n{result.stderr}")
+
+    def connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        connection.execute("PRAGMA foreign_keys=ON")
+        return connection
+
+    def scalar(self, sql: str, params=None):
+        connection = self.connect()
+        try:
+            return connection.execute(sql.replace("%s", "?"), params or ()).fetchone()[0]
+        finally:
+            connection.close()
+
+    def truncate(self) -> None:
+        """Empty every table but alembic_version."""
+        connection = self.connect()
+        try:
+            connection.execute("PRAGMA foreign_keys=OFF")
+            tables = [row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('alembic_version') "
+                "AND name NOT LIKE 'sqlite_%'")]
+            connection.execute("BEGIN IMMEDIATE")
+            for name in tables:
+                connection.execute(f'DELETE FROM "{name}"')
+            connection.execute("COMMIT")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.close()
+
+    def status_counts(self) -> dict[str, int]:
+        connection = self.connect()
+        try:
+            return dict(connection.execute("SELECT status, count(*) FROM messages GROUP BY status").fetchall())
+        finally:
+            connection.close()
+
+    def sent_count(self) -> int:
+        return self.scalar("SELECT count(*) FROM messages WHERE status = 'sent'")
+
+    def close(self) -> None:
+        """Nothing stays open between calls."""
 
 
 def postgres_pids(database: str) -> list[int]:

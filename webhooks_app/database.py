@@ -4,6 +4,7 @@ a dead connection's work retried once; a bounded wait for SQLite's lock where a 
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,7 +31,8 @@ def limit_lock_wait(seconds: float) -> None:
     g.sqlite_busy_timeout_ms = max(0, int(seconds * 1000))
 
 
-def _busy_timeout_ms() -> int:
+def busy_timeout_ms() -> int:
+    """The SQLite busy timeout this app context asks for (limit_lock_wait), in milliseconds."""
     if has_app_context():
         return g.get("sqlite_busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS)
     return SQLITE_BUSY_TIMEOUT_MS
@@ -47,7 +49,12 @@ def _begin_statement() -> str:
 
 def dialect_name() -> str:
     """The current database's dialect ("sqlite" or "postgresql"), for the few statements that differ."""
-    return db.session.get_bind().dialect.name
+    return db.engine.dialect.name
+
+
+def session_in_transaction() -> bool:
+    """Whether this context's session has a transaction open, without making a session when it has none."""
+    return db.session.registry.has() and db.session().in_transaction()
 
 
 def autocommit_single_statement() -> None:
@@ -59,8 +66,12 @@ def autocommit_single_statement() -> None:
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
+def _random_uuid() -> str:
+    return str(uuid.uuid4())
+
+
 def configure_sqlite(engine: Engine) -> None:
-    """Install WAL, busy timeout and BEGIN IMMEDIATE on every SQLite connection."""
+    """Install WAL, busy timeout, BEGIN IMMEDIATE and gen_random_uuid() on every SQLite connection."""
 
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, connection_record):
@@ -76,15 +87,17 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the log's indexes stay in memory
         cursor.close()
+        # PostgreSQL's built-in, so a fan-out INSERT … SELECT makes its message UUIDs alike on both databases.
+        dbapi_connection.create_function("gen_random_uuid", 0, _random_uuid)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
         # The busy timeout bounds BEGIN IMMEDIATE's wait; set only when this context wants another value
         # than the connection has (an in-process call, no round trip).
-        busy_timeout_ms = _busy_timeout_ms()
-        if connection.info.get("busy_timeout_ms") != busy_timeout_ms:
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            connection.info["busy_timeout_ms"] = busy_timeout_ms
+        wanted = busy_timeout_ms()
+        if connection.info.get("busy_timeout_ms") != wanted:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+            connection.info["busy_timeout_ms"] = wanted
         connection.exec_driver_sql(_begin_statement())
 
 

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
 
+from ..database import session_in_transaction
+from ..direct_sql import direct
 from ..extensions import db
 from ..models import ApiToken, utcnow
 
@@ -95,10 +97,20 @@ def _token_by_hash():
 
 
 def authenticate_api_token(token: str) -> TokenUse | None:
-    """The live token matching this bearer value, or None; notes when it was last used (once a minute)."""
+    """The live token matching this bearer value, or None; notes when it was last used (once a minute).
+
+    At the start of a request the look-up is a read of its own: one round trip on PostgreSQL, and no
+    SQLite write lock; only the once-a-minute note of its use writes (the caller commits it).
+    """
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = db.session.connection().execute(_token_by_hash(), {"token_hash": hash_token(token)}).one_or_none()
+    parameters = {"token_hash": hash_token(token)}
+    if session_in_transaction():
+        row = db.session.connection().execute(_token_by_hash(), parameters).one_or_none()
+    else:
+        with direct(write=False) as run:
+            rows = run(_token_by_hash(), parameters)
+        row = rows[0] if rows else None
     if row is None or row.revoked_at is not None:
         return None
     now = utcnow()

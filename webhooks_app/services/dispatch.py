@@ -7,6 +7,7 @@ claims; a deferral and the slot it waited for; a retry put on the queue with Dra
 sweeper that sends whatever a lost queue entry left behind.
 """
 
+import functools
 import logging
 import random
 import uuid
@@ -85,17 +86,33 @@ def batch_request_key(webhook_id: int) -> str:
     return f"{BATCH_REQUEST_PREFIX}{webhook_id}"
 
 
+# SET NX of each request key in one command: the intake calls this for every event.
+REQUEST_SCRIPT = """
+local new = {}
+for index, key in ipairs(KEYS) do
+    if redis.call('SET', key, 1, 'NX', 'PX', ARGV[1]) then new[#new + 1] = index end
+end
+return new
+"""
+
+
+@functools.cache
+def _request_script(client: redis.Redis):
+    return client.register_script(REQUEST_SCRIPT)
+
+
 def request_batches(webhook_ids: list[int]) -> bool:
     """Enqueue a batch for each webhook that has none waiting; False (logged) when Redis is down.
 
     Called after the new messages are committed. A batch already waiting will see them, because it
     forgets its request before it claims; the sweeper sends whatever a lost request leaves behind.
     """
+    if not webhook_ids:
+        return True
     try:
-        pipeline = queue_redis().pipeline(transaction=False)
-        for webhook_id in webhook_ids:
-            pipeline.set(batch_request_key(webhook_id), 1, nx=True, px=BATCH_REQUEST_MILLISECONDS)
-        requested = [webhook_id for webhook_id, new in zip(webhook_ids, pipeline.execute(), strict=True) if new]
+        new = _request_script(queue_redis())(keys=[batch_request_key(webhook_id) for webhook_id in webhook_ids],
+                                             args=[BATCH_REQUEST_MILLISECONDS])
+        requested = [webhook_ids[int(index) - 1] for index in new]
         if len(requested) > RELAY_ABOVE:
             for start in range(0, len(requested), RELAY_CHUNK):
                 enqueue_batches.send(requested[start:start + RELAY_CHUNK])

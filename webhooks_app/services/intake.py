@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 
-from ..database import dialect_name, retry_once_on_disconnect
+from ..database import dialect_name, retry_once_on_disconnect, session_in_transaction
+from ..direct_sql import direct
 from ..events import EVENTS_BY_NAME
 from ..extensions import db
 from ..models import Message, MessageStatus, utcnow
@@ -224,7 +225,45 @@ def create_messages(event_id: int, event_type: str, webhook_ids: list[int], is_t
     return list(db.session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
 
 
-def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
+def _in_session(statement, values: dict) -> list:
+    return db.session.connection().execute(statement, values).all()
+
+
+def store_with_messages(event: ValidEvent, scope: str, run=_in_session) -> AcceptedEvent | None:
+    """Store the event and one Queued message per enabled subscribed webhook; None when its sender stored its
+    eventId already. One statement on PostgreSQL, two on SQLite; the messages' UUIDs are made by the database.
+
+    `run` executes a statement: in the session by default (callers commit), or direct_sql's.
+    """
+    now = utcnow()
+    parameters = {
+        "new_event_uuid": event.event_uuid, "new_scope": scope, "new_body_digest": event.digest,
+        "new_event_type": event.event_type, "new_payload": event.payload, "new_created_at": now,
+        "subscribed_type": event.event_type, "shared_event_type": event.event_type, "shared_is_test": False,
+        "shared_status": MessageStatus.QUEUED, "shared_attempts_made": 0, "shared_next_attempt_at": now,
+        "shared_enqueued_at": now, "shared_created_at": now, "shared_updated_at": now,
+    }
+    if dialect_name() == "postgresql":
+        rows = run(statements.event_with_messages(), parameters)
+        if not rows:
+            return None
+        rows = [row for row in rows if row.message_id is not None]
+    else:
+        stored = run(statements.store_event("sqlite"), parameters)
+        if not stored:
+            return None
+        rows = run(statements.messages_for_subscribers(), {**parameters, "message_event_id": stored[0].id})
+    return AcceptedEvent(event.event_uuid, sorted(row.message_id for row in rows),
+                         webhook_ids=sorted(row.webhook_id for row in rows))
+
+
+def _store_directly(event: ValidEvent, scope: str) -> AcceptedEvent | None:
+    """store_with_messages on a connection of its own, committed when it returns (see direct_sql)."""
+    with direct(write=True) as run:
+        return store_with_messages(event, scope, run)
+
+
+def store_valid_event(event: ValidEvent, scope: str, store=store_with_messages) -> AcceptedEvent:
     """Store a validated event with one Queued message per enabled subscribed webhook.
 
     Sending the same event with the same eventId again returns the first acceptance and creates nothing;
@@ -232,13 +271,10 @@ def store_valid_event(event: ValidEvent, scope: str) -> AcceptedEvent:
     """
     if not event.triggers:
         return stored_repeat(event, scope) or AcceptedEvent(event.event_uuid)
-    webhook_ids = list(db.session.connection().execute(statements.subscribed_webhook_ids(),
-                                                       {"subscribed_type": event.event_type}).scalars())
     for _ in range(2):
-        event_id = store_event(event.event_uuid, event.event_type, event.payload, scope, event.digest)
-        if event_id is not None:
-            message_ids = create_messages(event_id, event.event_type, webhook_ids)
-            return AcceptedEvent(event.event_uuid, message_ids, webhook_ids=webhook_ids)
+        accepted = store(event, scope)
+        if accepted is not None:
+            return accepted
         repeat = stored_repeat(event, scope)
         if repeat is not None:
             return repeat
@@ -263,8 +299,12 @@ def emit_event(data: dict, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
 
     def store_and_commit() -> AcceptedEvent:
         attempts.append(len(attempts) + 1)
-        stored = store_valid_event(event, scope)
-        db.session.commit()
+        # Unless the caller's session has work of its own in progress, the event and its messages are stored
+        # and committed by the direct store (a repeat's look-up is the session's, ended by its commit).
+        direct_store = _store_directly if not session_in_transaction() else store_with_messages
+        stored = store_valid_event(event, scope, store=direct_store)
+        if db.session.registry.has():
+            db.session.commit()
         return stored
 
     accepted = retry_once_on_disconnect(store_and_commit, "event intake")

@@ -2,7 +2,7 @@
 
 import functools
 
-from sqlalchemy import Boolean, DateTime, Integer, String, bindparam, func, insert, select
+from sqlalchemy import Boolean, DateTime, Integer, String, bindparam, func, insert, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -70,3 +70,45 @@ def messages_from_array():
     rows = select(func.gen_random_uuid().cast(String), targets.c.webhook_id, *shared)
     columns = ["message_uuid", "webhook_id", *SHARED_MESSAGE_COLUMNS]
     return insert(messages).from_select(columns, rows).returning(messages.c.id)
+
+
+def _subscriber_messages(event_id, new_event=None):
+    """INSERT … SELECT of one message of event `event_id` (a column of `new_event`, if given) per enabled
+    webhook subscribed to `subscribed_type`."""
+    shared = [bindparam(f"shared_{name}", type_=column_type)
+              for name, column_type in SHARED_MESSAGE_COLUMNS.items() if name != "event_id"]
+    rows = select(func.gen_random_uuid().cast(String), webhooks.c.id, event_id, *shared)
+    rows = rows.select_from(new_event).join(subscriptions, true()) if new_event is not None else rows.select_from(
+        subscriptions)
+    rows = (
+        rows.join(webhooks, subscriptions.c.webhook_id == webhooks.c.id)
+        .where(subscriptions.c.event_type == bindparam("subscribed_type"), webhooks.c.enabled.is_(True))
+        .order_by(webhooks.c.id)
+    )
+    columns = ["message_uuid", "webhook_id", "event_id", *(name for name in SHARED_MESSAGE_COLUMNS
+                                                           if name != "event_id")]
+    return insert(messages).from_select(columns, rows)
+
+
+@functools.cache
+def messages_for_subscribers():
+    """SQLite: the messages of a stored event (`message_event_id`); returns (message_id, webhook_id) rows."""
+    return _subscriber_messages(bindparam("message_event_id", type_=Integer)).returning(
+        messages.c.id.label("message_id"), messages.c.webhook_id)
+
+
+@functools.cache
+def event_with_messages():
+    """PostgreSQL: the event and its messages in one statement (data-modifying CTEs), so it can run alone in
+    autocommit: one round trip, atomic and durable when it returns.
+
+    No row: its sender stored this eventId already. Otherwise one row per message (message_id NULL when no
+    webhook is subscribed).
+    """
+    new_event = store_event("postgresql").cte("new_event")
+    new_messages = _subscriber_messages(new_event.c.id, new_event).returning(messages.c.id, messages.c.webhook_id).cte(
+        "new_messages")
+    return (
+        select(new_event.c.id.label("event_id"), new_messages.c.id.label("message_id"), new_messages.c.webhook_id)
+        .select_from(new_event.outerjoin(new_messages, true()))
+    )
