@@ -15,6 +15,7 @@ from ..secrets_vault import whsec_form
 from ..services import webhooks as webhook_service
 from ..services.api_tokens import WEBHOOKS_READ, WEBHOOKS_WRITE
 from ..services.dispatch import enqueue_messages
+from ..services.secret_rotation import reset_secret as reset_secret_of
 from ..services.test_messages import await_sweeper, create_test_message
 from ..webhooks.forms import WebhookForm
 from .auth import after_commit, management, note
@@ -169,7 +170,7 @@ def delete_webhook(webhook_id: int):
 def reset_secret(webhook_id: int):
     """Replace a webhook's secret: the new one is in this answer only; the old one stops working at once."""
     load(webhook_id, lock=True)
-    secret = webhook_service.reset_webhook_secret(webhook_id)
+    secret = reset_secret_of(webhook_id)
     note(f"reset the secret of webhook {webhook_id}")
     return webhook_response(webhook_service.get_webhook(webhook_id), secret=secret)
 

@@ -238,7 +238,8 @@ def store_with_messages(event: ValidEvent, scope: str, run=_in_session) -> Accep
     now = utcnow()
     parameters = {
         "new_event_uuid": event.event_uuid, "new_scope": scope, "new_body_digest": event.digest,
-        "new_event_type": event.event_type, "new_payload": event.payload, "new_created_at": now,
+        "new_event_type": event.event_type, "new_payload": event.payload,
+        "new_subject_id": event_subject(event.event_type, event.payload), "new_created_at": now,
         "subscribed_type": event.event_type, "shared_event_type": event.event_type, "shared_is_test": False,
         "shared_status": MessageStatus.QUEUED, "shared_attempts_made": 0, "shared_next_attempt_at": now,
         "shared_enqueued_at": now, "shared_created_at": now, "shared_updated_at": now,
