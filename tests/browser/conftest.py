@@ -35,8 +35,10 @@ def sign_in(app, page: Page):
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         page.get_by_label("Email").fill(ADMIN_EMAIL)
         page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(re.escape(path) + r"$"))
+        # Signing in hashes the password (scrypt) and then loads the page: on a busy machine that alone can take
+        # longer than an action's usual wait.
+        page.get_by_role("button", name="Sign in").click(timeout=WAIT_MS * 4)
+        expect(page).to_have_url(re.compile(re.escape(path) + r"$"), timeout=WAIT_MS * 4)
         return page
 
     return sign_in_to
