@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from webhooks_app.database import SQLITE_BUSY_TIMEOUT_MS, limit_lock_wait
 from webhooks_app.extensions import db
+from webhooks_app.services.api_tokens import create_api_token, revoke_api_token
 
 
 def test_a_post_after_the_databases_backends_were_terminated_is_accepted(postgres_app):
@@ -142,6 +143,32 @@ def test_a_held_sqlite_write_lock_answers_503_within_the_intake_bound(sqlite_app
         holder.close()
     assert post_event(client, token, ASSET_CREATE).status_code == 202
     assert stored_counts(sqlite_app) == (2, 2)
+
+
+@pytest.mark.parametrize("kind", ["unknown", "revoked"])
+def test_a_bad_token_gets_401_at_once_while_the_write_lock_is_held(sqlite_app, monkeypatch, kind):
+    """The token look-up only reads (in WAL mode SQLite's readers never wait): while another process holds the
+    write lock, an unknown or revoked token is refused with 401 at once, not with a 503 after the lock wait."""
+    monkeypatch.setitem(sqlite_app.config, "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS", 2)
+    with sqlite_app.app_context():
+        row, token = create_api_token("revoked")
+        db.session.commit()
+        revoke_api_token(row.id)
+        db.session.commit()
+        db.session.remove()
+    if kind == "unknown":
+        token = "whk_" + "x" * 43
+    client = sqlite_app.test_client()
+    holder = hold_write_lock(sqlite_app)
+    try:
+        started = time.monotonic()
+        response = post_event(client, token, ASSET_CREATE)
+        waited = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_error(response, 401, "Authorization")
+    assert waited < 1, waited
 
 
 def test_only_the_api_request_waits_less_for_the_lock(sqlite_app):

@@ -443,6 +443,24 @@ def test_emit_event_stores_the_event_and_its_messages(app):
     assert stored_messages(app) == [(webhook_id, "folder.create", MessageStatus.QUEUED)]
 
 
+def test_emit_event_with_the_callers_writes_pending_commits_them_together(app):
+    """A host app that calls emit_event with writes of its own pending in the session gets both committed at once:
+    the event is stored in that session (on SQLite a store on a connection of its own would wait for the write
+    lock the session holds)."""
+    add_webhook(app, events=("asset.create",))
+    with app.app_context():
+        create_api_token("the host app's own write")  # flushed: on SQLite the session now holds the write lock
+        started = time.monotonic()
+        accepted = emit_event(ASSET_CREATE)
+        assert time.monotonic() - started < 5
+        db.session.remove()
+    assert len(accepted.message_ids) == 1
+    with app.app_context():
+        assert list(db.session.scalars(select(ApiToken.name))) == ["the host app's own write"]
+        db.session.remove()
+    assert stored_counts(app) == (1, 1)
+
+
 @pytest.mark.parametrize(("data", "status", "field"), [
     pytest.param({"type": "user.expire", "userId": 1}, 422, "targetUserId", id="missing-subject"),
     pytest.param({**ASSET_CREATE, "assetId": "101"}, 400, "assetId", id="wrong-type"),
