@@ -61,10 +61,13 @@ def _compile(statement, dialect_name: str) -> _Compiled:
 
 
 def _database_error(error: Exception, dialect: Dialect, raw, cursor, sql: str | None):
-    """The SQLAlchemy exception for a driver error; a dead connection is invalidated first."""
+    """The SQLAlchemy exception for a driver error. A dead connection is invalidated, and with it the pool's
+    idle ones, as SQLAlchemy does on a disconnect: after a database restart they are all dead."""
     disconnect = dialect.is_disconnect(error, raw.driver_connection if raw is not None else None, cursor)
-    if disconnect and raw is not None:
-        raw.invalidate(error)
+    if disconnect:
+        if raw is not None:
+            raw.invalidate(error)
+        db.engine.dispose()  # closes the idle connections; those checked out are dropped when returned
     return exc.DBAPIError.instance(sql, None, error, dialect.loaded_dbapi.Error, connection_invalidated=disconnect,
                                    dialect=dialect)
 
