@@ -144,7 +144,7 @@ class Event(db.Model):
     __tablename__ = "events"
     # eventId first: the index also finds an event by its eventId alone.
     __table_args__ = (UniqueConstraint("event_uuid", "scope", name="uq_events_event_uuid_scope"),
-                      Index("ix_events_created", "created_at"))
+                      Index("ix_events_created", "created_at"), Index("ix_events_subject", "subject_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_uuid: Mapped[str] = mapped_column(String(36))
@@ -223,6 +223,9 @@ class Message(db.Model):
         Index("ix_messages_status_id", "status", "id"),
         Index("ix_messages_webhook_created_status", "webhook_id", "created_at", "status"),
         Index("ix_messages_created", "created_at", "status"),
+        # The log's event type filter, on one webhook's log and on All activity.
+        Index("ix_messages_webhook_type_id", "webhook_id", "event_type", "id"),
+        Index("ix_messages_type_id", "event_type", "id"),
         # At most one pending message per webhook and event: a replay or Send again never queues a second copy.
         Index("uq_messages_pending_webhook_event", "webhook_id", "event_id", unique=True,
               postgresql_where=PENDING_CONDITION, sqlite_where=PENDING_CONDITION),

@@ -27,7 +27,9 @@ MARK_CONTROLS = """() => {
     const box = element.getBoundingClientRect();
     return {index, name: (element.getAttribute("aria-label") || element.textContent || element.id || element.name ||
                           element.tagName).trim().slice(0, 60), left: box.left, right: box.right,
-            width: box.width, height: box.height, skipLink: element.matches(".skip-link")};
+            width: box.width, height: box.height, skipLink: element.matches(".skip-link"),
+            // A radio group is one Tab stop (arrow keys move inside it): reaching one of its radios reaches all.
+            group: element.matches("input[type=radio]") ? "radio:" + element.name : null};
   });
 }"""
 ACTIVE_INDEX = "document.activeElement && document.activeElement.dataset.auditIndex || null"
@@ -62,7 +64,8 @@ def unreachable_by_tab(page: Page, controls: list[dict]) -> list[str]:
             if index in reached and len(reached) == len(controls):
                 break
             reached.add(index)
-    return [c["name"] for c in controls if str(c["index"]) not in reached]
+    reached_groups = {c["group"] for c in controls if c["group"] and str(c["index"]) in reached}
+    return [c["name"] for c in controls if str(c["index"]) not in reached and c["group"] not in reached_groups]
 
 
 def axe_violations(page: Page) -> list[str]:

@@ -73,7 +73,7 @@ def test_during_the_overlap_deliveries_verify_with_the_old_and_the_new_secret(ap
     assert text_of(select_one(question, "fieldset legend")) == "Old secret stays valid"
 
     body = reset(admin_client, webhook_id, str(DAY))
-    new = select_one(body, "input#webhook-secret")["value"]
+    new = select_one(body, "textarea#webhook-secret").get_text()
     assert new != old and "The old secret stays valid until" in text_of(body)
     webhook = stored(app, webhook_id)
     assert old not in webhook.previous_secret_encrypted
@@ -95,7 +95,7 @@ def test_stop_at_once_is_the_default_and_the_old_secret_fails_at_once(app, admin
     secret; the old secret no longer verifies."""
     webhook_id, old = add_webhook(app, receiver.url("/at-once"))
     body = reset(admin_client, webhook_id, None)
-    new = select_one(body, "input#webhook-secret")["value"]
+    new = select_one(body, "textarea#webhook-secret").get_text()
     assert "the old secret no longer works" in text_of(body)
     assert stored(app, webhook_id).previous_secret_encrypted is None
     delivery, headers = deliver_one(app, receiver, "/at-once", 2)
@@ -107,7 +107,7 @@ def test_edit_dialog_shows_the_overlap_and_expire_now_ends_it(app, admin_client,
     """The edit dialog says "Previous secret valid until …" with Expire now (a POST with CSRF); Expire now removes
     the old secret from the database, and the next delivery is signed with the new secret only."""
     webhook_id, old = add_webhook(app, receiver.url("/expire"))
-    new = select_one(reset(admin_client, webhook_id, "3600"), "input#webhook-secret")["value"]
+    new = select_one(reset(admin_client, webhook_id, "3600"), "textarea#webhook-secret").get_text()
     dialog = admin_client.get(f"{BASE}/{webhook_id}/edit", headers=HTMX)
     notice = select_one(dialog, "#previous-secret")
     assert text_of(notice).startswith("Previous secret valid until")
@@ -133,7 +133,7 @@ def test_after_the_overlap_the_old_secret_leaves_the_database(app, admin_client,
     it from its webhook's row, and the scheduler's periodic clean-up removes it from a webhook with no traffic."""
     busy_id, busy_old = add_webhook(app, receiver.url("/busy"))
     quiet_id, _ = add_webhook(app, receiver.url("/quiet"))
-    busy_new = select_one(reset(admin_client, busy_id, "3600"), "input#webhook-secret")["value"]
+    busy_new = select_one(reset(admin_client, busy_id, "3600"), "textarea#webhook-secret").get_text()
     reset(admin_client, quiet_id, "3600")
     with app.app_context():
         db.session.execute(update(Webhook).where(Webhook.id == busy_id)

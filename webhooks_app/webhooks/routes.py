@@ -73,11 +73,8 @@ def form_dialog(form: WebhookForm, webhook=None):
 def index():
     """List webhooks with their status toggles."""
     redis_available = redis_is_available()
-    return render_page_or_fragment(PAGE, "table", webhooks=webhook_service.list_webhooks(),
-                                   redis_available=redis_available, live=live_state(redis_available),
-                                   mail_configured=mail_configured())
     return render_page_or_fragment(PAGE, "table", **table_context(), redis_available=redis_available,
-                                   live=live_state(redis_available))
+                                   live=live_state(redis_available), mail_configured=mail_configured())
 
 
 @bp.get("/redis-status")
