@@ -21,17 +21,6 @@ SHARED_MESSAGE_COLUMNS = {
 
 
 @functools.cache
-def subscribed_webhook_ids():
-    """Ids of the enabled webhooks subscribed to `subscribed_type`, in id order."""
-    return (
-        select(webhooks.c.id)
-        .join(subscriptions, subscriptions.c.webhook_id == webhooks.c.id)
-        .where(subscriptions.c.event_type == bindparam("subscribed_type"), webhooks.c.enabled.is_(True))
-        .order_by(webhooks.c.id)
-    )
-
-
-@functools.cache
 def store_event(dialect: str):
     """Insert an event unless its sender stored its eventId already; returns its id, or no row for a repeat."""
     insert_for_dialect = postgresql_insert if dialect == "postgresql" else sqlite_insert
