@@ -6,7 +6,9 @@ The web request (or the CLI) only stores a Replay row and puts one queue entry o
 like an event's, and keeps at most AHEAD_BATCHES batches pending ahead of the webhook's sends, so a 100,000-event
 replay neither holds a long lock nor makes the webhook's new events wait behind all of it. Every step is
 idempotent: the Replay row remembers how far it got, and the database refuses a second pending message for an
-event, so two runs (or two replays of one window) never send an event twice while a copy is pending or Sent.
+event. Each batch locks its webhook's row first, so two replays of one webhook make their batches one after the
+other and each sees what the other committed: without it, on PostgreSQL, a copy made, sent and no longer pending
+while the other's INSERT ran on an older snapshot was made twice.
 """
 
 import logging
@@ -198,7 +200,7 @@ def run_replay(replay_id: int, waits: int = 0, last_owed: int | None = None) -> 
             if replay is None or replay.status != ReplayStatus.RUNNING:
                 db.session.commit()
                 return RunOutcome(created)
-            webhook = db.session.get(Webhook, replay.webhook_id)
+            webhook = db.session.get(Webhook, replay.webhook_id, with_for_update=True)
             if webhook is None or not webhook.enabled:
                 _stop(replay, f"Stopped: the webhook was disabled after {replay.messages_created} messages.", now)
                 db.session.commit()
