@@ -40,8 +40,12 @@ QUERY_VALUES = [
 ]
 STATIC_NAMES = ["app.css", "..%2F..%2FREADME.md", "%00", "vendor/..%2F..%2Fconfig.py", "a%0D%0Ab", "%C3%A9.css",
                 "x" * 300, "vendor/"]
+# Every query parameter a view, form or API schema reads (the API's: MessageQuery's fields).
 QUERY_NAMES = ["before", "after", "oldest", "status", "newest", "pending", "since", "live", "webhook", "columns",
-               "state", "next", "q", "type", "range", "all", "summary", "redis"]
+               "state", "next", "q", "type", "range", "all", "summary", "redis", "audit_before", "eventType",
+               "until", "search", "limit", "cursor"]
+# Visitors who are not administrators are turned away before a view reads its arguments: fewer values suffice.
+VISITOR_NUMBERS = ["-1", "9" * 20, "abc", "%0D%0AX:%201", "%00", "%C2%B2"]
 FORM_FIELDS = ["name", "url", "events", "enabled", "email", "password"]
 # Form values as they appear in an urlencoded body: %ED%A0%80 and %FF are not UTF-8.
 FORM_VALUES = ["", "%0D%0AX:%201", "%00", "%C3%A9%E2%80%AE", "x" * 3000, "%ED%A0%80", "%FF", "1" * 30, "-1",
@@ -80,7 +84,7 @@ def world(app) -> World:
                      db.session.get(Message, message_id).message_uuid)
 
 
-def path_variants(rule, world: World) -> list[str]:
+def path_variants(rule, world: World, hostile_numbers: list[str] = HOSTILE_NUMBERS) -> list[str]:
     """The rule's path with valid values, then with each argument in turn given every hostile value."""
     arguments = [(m.group("name"), m.group("converter") or "default") for m in ARGUMENT.finditer(rule.rule)]
     valid = []
@@ -93,7 +97,7 @@ def path_variants(rule, world: World) -> list[str]:
             valid.append(world.valid(name))
     combinations = [valid]
     for position, (_, converter) in enumerate(arguments):
-        for value in STATIC_NAMES[1:] if converter == "path" else HOSTILE_NUMBERS:
+        for value in STATIC_NAMES[1:] if converter == "path" else hostile_numbers:
             combinations.append([*valid[:position], value, *valid[position + 1:]])
     paths = []
     for combination in combinations:
@@ -146,16 +150,20 @@ def form_body(csrf: str, fields: dict[str, str]) -> dict:
 
 @pytest.mark.parametrize("who", ["anonymous", "viewer", "admin"])
 def test_every_route_and_method_with_hostile_path_values_never_answers_500(app, client, world, who):
-    """Each rule × each path value (valid, huge, negative, non-numeric, CR/LF, NUL, unicode) × each method,
-    with a hostile query string and form body in turn, answers without a 5xx."""
+    """Each rule × each path value (valid, huge, negative, non-numeric, CR/LF, NUL, unicode) × each method
+    (every method for the valid path; the rule's own and OPTIONS for the hostile ones), with a hostile query
+    string and form body in turn, answers without a 5xx."""
     make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
     make_user(app, VIEWER_EMAIL, VIEWER_PASSWORD, is_admin=False)
     credentials = {"anonymous": None, "viewer": (VIEWER_EMAIL, VIEWER_PASSWORD), "admin": (ADMIN_EMAIL, ADMIN_PASSWORD)}
     walker = Walker(app, client, who, credentials[who])
     counter = itertools.count()
+    hostile_numbers = HOSTILE_NUMBERS if who == "admin" else VISITOR_NUMBERS
     for rule in destructive_last(app.url_map.iter_rules()):
-        for path in path_variants(rule, world):
-            for method in METHODS:
+        valid_path, *hostile_paths = path_variants(rule, world, hostile_numbers)
+        own_methods = [method for method in METHODS if method in rule.methods or method == "OPTIONS"]
+        for path, methods in [(valid_path, METHODS), *((path, own_methods) for path in hostile_paths)]:
+            for method in methods:
                 index = next(counter)
                 query = "&".join(f"{name}={HOSTILE_TEXT[(index + n) % len(HOSTILE_TEXT)]}"
                                  for n, name in enumerate(QUERY_NAMES))
@@ -163,23 +171,27 @@ def test_every_route_and_method_with_hostile_path_values_never_answers_500(app, 
                 options = (form_body(walker.csrf, {field: value for field in FORM_FIELDS})
                            if method in {"POST", "PUT", "PATCH"} else {})
                 walker.send(method, f"{path}?{query}", **options)
-    assert walker.sent > 1000
+    assert walker.sent > 500
     assert walker.failures == [], walker.report()
 
 
 def test_every_query_parameter_with_every_hostile_value_never_answers_500(app, client, world):
-    """As an administrator, every GET route × every query parameter the app reads × every hostile value
-    answers without a 5xx (huge and negative ids, malformed lists and times, CR/LF, NUL, unicode)."""
+    """As an administrator, every GET route with every query parameter the app reads set to each hostile value
+    at once (its forms and schemas check every field, so one bad value does not hide another), then each
+    parameter alone with a value that rotates across routes, answers without a 5xx (huge and negative ids,
+    malformed lists and times, CR/LF, NUL, unicode), as a page and as a fragment."""
     make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
     walker = Walker(app, client, "admin", (ADMIN_EMAIL, ADMIN_PASSWORD))
-    values = QUERY_VALUES
-    for rule in app.url_map.iter_rules():
-        if "GET" not in rule.methods:
-            continue
+    get_rules = [rule for rule in app.url_map.iter_rules() if "GET" in rule.methods]
+    for route_index, rule in enumerate(get_rules):
         path = path_variants(rule, world)[0]
-        for name in QUERY_NAMES:
-            for index, value in enumerate(values):
-                walker.send("GET", f"{path}?{name}={value}", headers={"HX-Request": "true"} if index % 2 else {})
+        for index, value in enumerate(QUERY_VALUES):
+            query = "&".join(f"{name}={value}" for name in QUERY_NAMES)
+            walker.send("GET", f"{path}?{query}", headers={"HX-Request": "true"} if index % 2 else {})
+        for index, name in enumerate(QUERY_NAMES):
+            value = QUERY_VALUES[(route_index + index) % len(QUERY_VALUES)]
+            walker.send("GET", f"{path}?{name}={value}", headers={"HX-Request": "true"} if index % 2 else {})
+    assert len(get_rules) * len(QUERY_NAMES) > len(QUERY_VALUES) * len(QUERY_NAMES)  # every pair, on some route
     assert walker.failures == [], walker.report()
 
 
