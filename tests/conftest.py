@@ -224,10 +224,21 @@ def delivery_environment(redis_url: str, certificates, **overrides) -> dict[str,
     return project_environment(database_url(), redis_url, **settings)
 
 
+KEPT_PROCESSES: list["DeliveryProcesses"] = []
+
+
+def stop_kept_processes() -> None:
+    """Before a test starts processes of its own (other settings) on the tests' Redis, stop the kept ones, so
+    they do not take its messages; the next test that uses `delivery_processes` starts them again."""
+    for kept in KEPT_PROCESSES:
+        kept.stop()
+
+
 class DeliveryProcesses:
     """A real `worker` and `scheduler`, as the Procfile runs them."""
 
     def __init__(self, environment: dict[str, str]):
+        stop_kept_processes()
         self.environment = environment
         self.worker = worker(environment).start()
         self.scheduler = scheduler(environment).start()
@@ -235,6 +246,13 @@ class DeliveryProcesses:
     def restart_worker(self) -> None:
         self.worker.stop()
         self.worker = worker(self.environment).start()
+
+    def start_stopped(self) -> None:
+        """Start again whichever process a test stopped or killed."""
+        if self.worker.process.poll() is not None:
+            self.worker = worker(self.environment).start()
+        if self.scheduler.process.poll() is not None:
+            self.scheduler = scheduler(self.environment).start()
 
     def stop(self) -> None:
         for process in (self.worker, self.scheduler):
@@ -244,12 +262,29 @@ class DeliveryProcesses:
         return f"--- worker ---\n{self.worker.output()}\n--- scheduler ---\n{self.scheduler.output()}"
 
 
-@pytest.fixture
-def delivery_processes(app, fresh_redis, certificates):
-    """Worker and scheduler processes against the tests' database and Redis, stopped after the test."""
-    processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates))
+@pytest.fixture(scope="session")
+def shared_delivery_processes(app, redis_server, certificates):
+    """One worker and scheduler per test process, kept between tests: starting them costs seconds of CPU, and
+    they keep nothing between messages but what the database and Redis hold (both emptied after each test)."""
+    processes = DeliveryProcesses(delivery_environment(redis_server.url, certificates))
+    KEPT_PROCESSES.append(processes)
     yield processes
     processes.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_kept_processes_unless_asked(request):
+    """A test that does not ask for `delivery_processes` runs with no worker or scheduler of a test before."""
+    if "delivery_processes" not in request.fixturenames:
+        stop_kept_processes()
+
+
+@pytest.fixture
+def delivery_processes(shared_delivery_processes, fresh_redis):
+    """Worker and scheduler processes against the tests' database and Redis, running when the test starts
+    (a test may stop, kill or restart them)."""
+    shared_delivery_processes.start_stopped()
+    yield shared_delivery_processes
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def terminate_worker_backends(stop: threading.Event, every_seconds: float, count
 
 def test_terminated_backends_while_delivering_send_nothing_twice(postgres_app, fresh_redis, certificates, receiver):
     """The worker's PostgreSQL backends are terminated every second during a stream: all Sent, none delivered twice."""
-    from conftest import TEST_DELIVERY_SETTINGS
+    from conftest import TEST_DELIVERY_SETTINGS, stop_kept_processes
     from processes import scheduler, worker
 
     from webhooks_app.services.api_tokens import create_api_token
@@ -78,6 +78,7 @@ def test_terminated_backends_while_delivering_send_nothing_twice(postgres_app, f
     environment = project_environment(f"{FAULTS_DATABASE_URL}?application_name={WORKER_APPLICATION_NAME}",
                                       fresh_redis.url, **TEST_DELIVERY_SETTINGS,
                                       WEBHOOKS_CA_BUNDLE=certificates.ca_path)
+    stop_kept_processes()
     processes = [worker(environment).start(), scheduler(environment).start()]
     stop, terminated = threading.Event(), []
     killer = threading.Thread(target=terminate_worker_backends, args=(stop, 1.0, terminated))

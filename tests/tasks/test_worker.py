@@ -10,8 +10,9 @@ from servers import wait_for
 
 def test_worker_processes_stop_when_their_main_process_is_killed(app, fresh_redis, certificates):
     """SIGKILL to the `dramatiq` main process alone: its worker processes stop by themselves within seconds."""
-    from conftest import delivery_environment
+    from conftest import delivery_environment, stop_kept_processes
 
+    stop_kept_processes()
     process = worker(delivery_environment(fresh_redis.url, certificates), processes=2).start()
     try:
         wait_for(lambda: process.output().count("Worker process is ready for action.") == 2, timeout=60,
