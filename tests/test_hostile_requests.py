@@ -15,8 +15,9 @@ from factories import make_message
 from sqlalchemy import select
 
 from webhooks_app.extensions import db
-from webhooks_app.models import Message, MessageStatus
+from webhooks_app.models import Message, MessageStatus, utcnow
 from webhooks_app.services.api_tokens import create_api_token
+from webhooks_app.services.replay import create_replay
 from webhooks_app.services.test_messages import create_test_message
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
@@ -63,11 +64,12 @@ class World:
     token_id: int
     token: str
     message_uuid: str = ""
+    replay_id: int = 0
 
     def valid(self, name: str) -> str:
         """An existing row's id for a path argument (a new argument name fails here, to be added)."""
         return str({"webhook_id": self.webhook_id, "message_id": self.message_id, "token_id": self.token_id,
-                    "message_uuid": self.message_uuid}[name])
+                    "message_uuid": self.message_uuid, "replay_id": self.replay_id}[name])
 
 
 @pytest.fixture
@@ -79,9 +81,10 @@ def world(app) -> World:
                                   attempts=[(False, 500, "http_status", "<b>no</b>")])
         test_message_id = create_test_message(webhook.id, 1)
         token_row, token = create_api_token("walk")
+        replay_id = create_replay(webhook.id, utcnow() - timedelta(hours=2), "walk").id
         db.session.commit()
         return World(webhook.id, message_id, test_message_id, token_row.id, token,
-                     db.session.get(Message, message_id).message_uuid)
+                     db.session.get(Message, message_id).message_uuid, replay_id)
 
 
 def path_variants(rule, world: World, hostile_numbers: list[str] = HOSTILE_NUMBERS) -> list[str]:

@@ -3,6 +3,7 @@
 5xx, and every answer's status code, content type, headers and body must be what the document says."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 import requests
@@ -23,7 +24,8 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import select
 
 from webhooks_app.extensions import db
-from webhooks_app.models import Message, MessageStatus, Webhook
+from webhooks_app.models import Message, MessageStatus, Webhook, utcnow
+from webhooks_app.services.replay import create_replay
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
 MAX_EXAMPLES = 15  # per operation and generation mode: the run stays around half a minute
@@ -40,6 +42,7 @@ class ContractWorld:
     base_url: str
     token: str
     message_uuid: str
+    replay_id: int
 
     def webhook_id(self) -> int:
         """An existing webhook's id (a new webhook when the run deleted them all)."""
@@ -60,10 +63,12 @@ def contract_world(app, live_server) -> ContractWorld:
         webhook, _ = create_webhook(WebhookFields("Contract", "https://hooks.example.com/c", ("asset.create",), True))
         db.session.flush()
         message_id = make_message(webhook.id, MessageStatus.FAILED, attempts=[(False, 500, "http_status", "no")])
+        replay_id = create_replay(webhook.id, utcnow() - timedelta(hours=1), "contract").id
         db.session.commit()
         message_uuid = db.session.get(Message, message_id).message_uuid
         db.session.remove()
-    return ContractWorld(app, live_server.url, scoped_token(app, ALL_SCOPES, name="contract"), message_uuid)
+    return ContractWorld(app, live_server.url, scoped_token(app, ALL_SCOPES, name="contract"), message_uuid,
+                         replay_id)
 
 
 def aim_at_existing_rows(case, world: ContractWorld) -> None:
@@ -77,6 +82,9 @@ def aim_at_existing_rows(case, world: ContractWorld) -> None:
     message_uuid = case.path_parameters.get("message_uuid")
     if isinstance(message_uuid, str) and message_uuid[:1] in "02468ace":
         case.path_parameters["message_uuid"] = world.message_uuid
+    replay_id = case.path_parameters.get("replay_id")
+    if isinstance(replay_id, int) and replay_id % 2 == 0:
+        case.path_parameters["replay_id"] = world.replay_id
 
 
 def valid_cases(operation, world: ContractWorld) -> list:
@@ -84,10 +92,14 @@ def valid_cases(operation, world: ContractWorld) -> list:
     path = {"webhook_id": world.webhook_id()} if "{webhook_id}" in operation.path else {}
     if "{message_uuid}" in operation.path:
         path = {"message_uuid": world.message_uuid}
+    if "{replay_id}" in operation.path:
+        path["replay_id"] = world.replay_id
     body = {
         ("POST", "/api/v1/webhooks"): GOOD_WEBHOOK,
         ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"name": "Renamed"},
         ("POST", "/api/v1/events"): ASSET_CREATE,
+        ("POST", "/api/v1/webhooks/{webhook_id}/replays"): {"dryRun": True},
+        ("POST", "/api/v1/webhooks/{webhook_id}/reset-secret"): {"oldSecretValidFor": 3600},
     }.get((operation.method.upper(), operation.path))
     headers = {"If-Match": "*"} if operation.method.upper() == "PATCH" else None
     kwargs = {"path_parameters": path, "headers": headers, **({"body": body, "media_type": "application/json"}
@@ -105,7 +117,7 @@ def test_every_answer_matches_the_document(contract_world):
     auth = {"Authorization": f"Bearer {world.token}"}
     session = requests.Session()
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 11
+    assert len(operations) >= 15
     for operation in operations:
         for case in valid_cases(operation, world):
             case.call_and_validate(base_url=world.base_url, session=session, headers=auth, checks=CHECKS)

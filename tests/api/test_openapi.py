@@ -18,6 +18,10 @@ OPERATIONS = {
     ("get", "/api/v1/webhooks/{webhook_id}/messages"): "webhooks:read",
     ("get", "/api/v1/messages"): "webhooks:read",
     ("get", "/api/v1/messages/{message_uuid}"): "webhooks:read",
+    ("post", "/api/v1/messages/{message_uuid}/send-again"): "webhooks:write",
+    ("post", "/api/v1/webhooks/{webhook_id}/replays"): "webhooks:write",
+    ("get", "/api/v1/webhooks/{webhook_id}/replays/{replay_id}"): "webhooks:read",
+    ("delete", "/api/v1/webhooks/{webhook_id}/previous-secret"): "webhooks:write",
 }
 
 

@@ -78,6 +78,9 @@ def check_text(value, where: str = "body") -> None:
             raise ApiError(422, where[:64], f"{where[:64]} contains a lone surrogate, which is not text") from None
 
 
+OPTIONAL_BODY = "optional"
+
+
 def read_json_body():
     """The request's JSON: 415 for another media type, 413 over 64 KiB, 400 when malformed, 422 for unstorable text."""
     check_content_type(request)
@@ -105,8 +108,13 @@ def _refusal_summary(response) -> str:
     return f"refused: {error.get('message', '')}" if isinstance(error, dict) else "refused"
 
 
-def management(scope: str, body: bool = False):
-    """A management view: 401 without a live token, 403 without `scope`, the JSON body read strictly when `body`;
+def request_has_body() -> bool:
+    return bool(request.content_length) or "Transfer-Encoding" in request.headers
+
+
+def management(scope: str, body: bool | str = False):
+    """A management view: 401 without a live token, 403 without `scope`, the JSON body read strictly when `body`
+    (when one is sent, for OPTIONAL_BODY);
     writes and refusals of scope are audited, and the call's work is committed with its audit entry."""
     def decorate(view):
         @functools.wraps(view)
@@ -118,7 +126,7 @@ def management(scope: str, body: bool = False):
             try:
                 if scope not in use.scopes:
                     raise missing_scope(scope)
-                if body:
+                if body is True or (body == OPTIONAL_BODY and request_has_body()):
                     read_json_body()
                 response = current_app.make_response(view(*args, **kwargs))
             except IntakeError as error:

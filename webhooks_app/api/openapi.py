@@ -98,8 +98,11 @@ def _header(name: str) -> dict:
     return {"description": HEADER_DOCS[name], "required": True, "schema": {"type": "string"}}
 
 
+# 202 answers whose Location is where to read the outcome (the events intake's 202 has none).
+QUEUED_WITH_LOCATION = ("TestQueued", "SentAgain", "Replay")
 PATH_PARAMETERS = {"webhook_id": "The webhook's id (the subscriptionId of its messages).",
-                   "message_uuid": "The message's messageId, as in its payload."}
+                   "message_uuid": "The message's messageId, as in its payload.",
+                   "replay_id": "The replay's id, as answered when it started."}
 
 
 def openapi_document() -> dict:
@@ -122,7 +125,7 @@ def openapi_document() -> dict:
                 model = schema.get("$ref", "").rsplit("/", 1)[-1]
                 if model in ("Webhook", "WebhookWithSecret"):
                     headers["ETag"] = _header("ETag")
-                if code == "201" or model == "TestQueued":
+                if code == "201" or (code == "202" and model in QUEUED_WITH_LOCATION):
                     headers["Location"] = _header("Location")
                 if code == "401":
                     headers["WWW-Authenticate"] = _header("WWW-Authenticate")

@@ -10,7 +10,7 @@ from ..extensions import db
 from ..services.api_tokens import EVENTS_WRITE
 from ..services.batch_intake import BatchRefused, emit_batch
 from ..services.intake import IntakeError, emit_event, token_scope
-from . import messages, webhooks  # noqa: F401  (their views join the blueprint)
+from . import messages, recovery, webhooks  # noqa: F401  (their views join the blueprint)
 from .auth import MAX_BODY_BYTES, bearer_value, check_token, missing_scope, read_body
 from .blueprint import bp
 from .body import BodyError, check_content_type, parse_json

@@ -15,10 +15,12 @@ from ..models import MessageStatus
 from ..services.batch_intake import MAX_BATCH_EVENTS
 from ..services.endpoint_urls import MAX_URL_LENGTH
 from ..services.intake import ASSET_SOURCES, MAX_ID, subject_keys
+from ..services.secret_rotation import OVERLAP_CHOICES
 from ..services.test_messages import TEST_EVENT_TYPE
 from ..services.webhooks import NAME_MAX_LENGTH
 
 EVENT_NAME_SCHEMA = {"type": "string", "enum": list(EVENT_NAMES)}
+OVERLAP_SECONDS_CHOICES = tuple(seconds for seconds, _ in OVERLAP_CHOICES)
 MAX_PAGE_SIZE = 200
 
 
@@ -94,6 +96,8 @@ class Webhook(BaseModel):
     enabled: bool
     disabledReason: str | None = Field(description="Why deliveries disabled it, when they did.")
     disabledAt: datetime | None
+    previousSecretExpiresAt: datetime | None = Field(description="While a reset secret's overlap lasts: until when "
+                                                                 "messages are also signed with the old secret.")
     createdAt: datetime
     updatedAt: datetime
 
@@ -123,6 +127,52 @@ class IfMatchOptional(BaseModel):
 
     if_match: StrictStr = Field(None, alias="If-Match",
                                 description="When given, the webhook is deleted only if it still has this ETag.")
+
+
+class ResetSecret(BaseModel):
+    """How long the replaced secret keeps working (no body: it stops at once, as before)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    oldSecretValidFor: Literal[OVERLAP_SECONDS_CHOICES] = Field(
+        0, description="Seconds the replaced secret stays valid (0, 1 hour, 24 hours or 7 days): meanwhile every "
+                       "message is signed with both secrets, so receivers can switch at their own pace.")
+
+
+class SentAgain(BaseModel):
+    messageId: UUID = Field(description="The new message (or the copy of the event already pending).")
+    status: Literal["queued"]
+    alreadyPending: bool = Field(description="A copy of the event was already pending for the webhook: it is "
+                                             "answered instead of a second one.")
+    replayOf: UUID = Field(description="The message sent again; it stays as it was.")
+
+
+class ReplayRequest(BaseModel):
+    """Replay missed events: every stored event the webhook has no Sent or pending message for, since a time."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=documented())
+
+    since: datetime = Field(None, description="RFC 3339; UTC when it has no offset. Within the log's retention. "
+                                              "Left out: when the webhook's failures began or it was disabled, "
+                                              "else 24 hours ago, as the dialog offers.")
+    dryRun: StrictBool = Field(False, description="Only count the events a replay would send; store nothing.")
+
+
+class ReplayPreview(BaseModel):
+    since: datetime
+    missedEvents: int = Field(description="How many events a replay since `since` would send now.")
+
+
+class Replay(BaseModel):
+    id: int
+    webhookId: int
+    since: datetime
+    status: Literal["running", "done", "stopped"]
+    messagesCreated: int = Field(description="Messages made so far, oldest event first.")
+    stopReason: str | None = Field(description="Why a stopped replay stopped (its webhook was disabled).")
+    requestedBy: str = Field(description="The administrator’s email, or API token “its name”.")
+    createdAt: datetime
+    finishedAt: datetime | None
 
 
 class TestQueued(BaseModel):

@@ -15,16 +15,18 @@ from ..secrets_vault import whsec_form
 from ..services import webhooks as webhook_service
 from ..services.api_tokens import WEBHOOKS_READ, WEBHOOKS_WRITE
 from ..services.dispatch import enqueue_messages
+from ..services.secret_rotation import OVERLAP_CHOICES, previous_secret_valid_until
 from ..services.secret_rotation import reset_secret as reset_secret_of
 from ..services.test_messages import await_sweeper, create_test_message
 from ..webhooks.forms import WebhookForm
-from .auth import after_commit, management, note
+from .auth import OPTIONAL_BODY, after_commit, management, note
 from .blueprint import bp
 from .errors import ApiError
 from .openapi import BODY_ERRORS, responses, spec
 from .schemas import (
     IfMatchOptional,
     IfMatchRequired,
+    ResetSecret,
     TestQueued,
     Webhook,
     WebhookChange,
@@ -46,6 +48,7 @@ def webhook_json(webhook) -> dict:
     return {
         "id": webhook.id, "name": webhook.name, "url": webhook.url, "events": webhook.event_types,
         "enabled": webhook.enabled, "disabledReason": webhook.disabled_reason, "disabledAt": iso(webhook.disabled_at),
+        "previousSecretExpiresAt": iso(previous_secret_valid_until(webhook)),
         "createdAt": iso(webhook.created_at), "updatedAt": iso(webhook.updated_at),
     }
 
@@ -165,13 +168,20 @@ def delete_webhook(webhook_id: int):
 
 
 @bp.post("/webhooks/<id:webhook_id>/reset-secret")
-@management(WEBHOOKS_WRITE)
-@spec.validate(resp=responses(404, 409, HTTP_200=WebhookWithSecret), tags=TAGS)
+@management(WEBHOOKS_WRITE, body=OPTIONAL_BODY)
+@spec.validate(json=ResetSecret, resp=responses(404, 409, *BODY_ERRORS, HTTP_200=WebhookWithSecret), tags=TAGS)
 def reset_secret(webhook_id: int):
-    """Replace a webhook's secret: the new one is in this answer only; the old one stops working at once."""
+    """Replace a webhook's secret: the new one is in this answer only.
+
+    The old one stops working at once, or (`oldSecretValidFor`) stays valid for 1 hour, 24 hours or 7 days, as the
+    Reset secret dialog offers: meanwhile messages carry a signature with each secret, and
+    `previousSecretExpiresAt` says until when. DELETE …/previous-secret ends the overlap early.
+    """
     load(webhook_id, lock=True)
-    secret = reset_secret_of(webhook_id)
-    note(f"reset the secret of webhook {webhook_id}")
+    overlap = request.context.json.oldSecretValidFor if request.context.json else 0
+    secret = reset_secret_of(webhook_id, overlap)
+    labels = dict(OVERLAP_CHOICES)
+    note(f"reset the secret of webhook {webhook_id}" + (f" (old one valid for {labels[overlap]})" if overlap else ""))
     return webhook_response(webhook_service.get_webhook(webhook_id), secret=secret)
 
 
@@ -200,7 +210,3 @@ def queue_test(message_id: int) -> None:
         await_sweeper(message_id)
         db.session.commit()
 
-
-# The outage operations (issue 12: send again, replay missed events with a dry run, secret overlap) are added
-# here as /api/v1/webhooks/{id}/… and /api/v1/messages/{messageId}/… views, with @management(WEBHOOKS_WRITE)
-# and the same services/ functions and rules as the UI.
