@@ -6,6 +6,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from webhooks_app import create_app
 from webhooks_app.services.dispatch import requeue_due_messages
+from webhooks_app.services.notifications import requeue_owed_notifications
 from webhooks_app.services.replay import resume_replays
 from webhooks_app.services.retention import catch_up_prune, enqueue_nightly_prune
 from webhooks_app.services.secret_rotation import clear_expired_secrets_job
@@ -21,6 +22,8 @@ def periodic_jobs(config) -> list[tuple]:
         (requeue_due_messages, every_sweep),
         # A replay whose queue entry was lost (or never made: Redis was down) is put back on the queue.
         (resume_replays, every_sweep),
+        # A warning or Disabled email whose queue entry was lost (or never made: Redis was down) is queued again.
+        (requeue_owed_notifications, every_sweep),
         # A reset secret's overlap ends: the replaced secret leaves the database within a sweep of expiring.
         (clear_expired_secrets_job, every_sweep),
         # A generous grace time: a scheduler restarted a few hours after 03:00 still runs the night's prune.

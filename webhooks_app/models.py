@@ -201,6 +201,23 @@ class Replay(db.Model):
     finished_at: Mapped[datetime | None]
 
 
+class OwedNotification(db.Model):
+    """An email owed to the administrators (a warning, a Disabled notice), stored in the transaction that decided
+    it and finished by the mail actor; the scheduler puts back on the queue one whose queue entry was lost."""
+
+    __tablename__ = "owed_notifications"
+    __table_args__ = (Index("ix_owed_notifications_due", "finished_at", "next_enqueue_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Until then the sweep leaves it to its queue entry (or to the actor's retries, once one has started).
+    next_enqueue_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
 class MetricCounter(db.Model):
     """A counter that only grows (webhooks_replayed_total), kept in the database so every process reports it."""
 

@@ -102,3 +102,22 @@ def test_prune_forgets_sign_in_attempts_older_than_a_day(app_context):
     db.session.commit()
     prune_log(30)
     assert count(LoginAttempt) == 1
+
+
+def test_prune_forgets_notifications_finished_before_the_retention(app_context):
+    """Stored notifications finished over 30 days ago go; recent and unfinished ones stay."""
+    from webhooks_app.models import OwedNotification, utcnow
+
+    webhook_id = make_webhook()
+    old = utcnow() - timedelta(days=31)
+    db.session.add_all([
+        OwedNotification(kind="warning", webhook_id=webhook_id, created_at=old, next_enqueue_at=old, finished_at=old),
+        OwedNotification(kind="disabled", webhook_id=webhook_id, created_at=old, next_enqueue_at=old,
+                         finished_at=utcnow() - timedelta(days=29)),
+        OwedNotification(kind="warning", webhook_id=webhook_id, created_at=old, next_enqueue_at=old),
+    ])
+    db.session.commit()
+    prune_log(30)
+    assert sorted(db.session.scalars(select(OwedNotification.kind))) == ["disabled", "warning"]
+    assert db.session.scalar(select(func.count()).select_from(OwedNotification)
+                             .where(OwedNotification.finished_at.is_(None))) == 1

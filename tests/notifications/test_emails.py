@@ -21,15 +21,6 @@ def start(fresh_redis, certificates, smtp_url: str, ladder: str, **overrides) ->
     return DeliveryProcesses(delivery_environment(fresh_redis.url, certificates, **settings))
 
 
-@pytest.fixture
-def processes_holder():
-    """Stops whatever DeliveryProcesses a test started."""
-    started: list[DeliveryProcesses] = []
-    yield started
-    for processes in started:
-        processes.stop()
-
-
 def add_webhook(app, url: str, name: str = "Orders") -> tuple[int, str]:
     with app.app_context():
         webhook, secret = create_webhook(WebhookFields(name, url, ("asset.create",), True))

@@ -1,6 +1,8 @@
 """Tell administrators about an outage: a warning while a webhook's deliveries keep failing, and a notice when
-it is disabled automatically. Emailed by an actor with its own retries, enqueued after the delivery's commit;
-without MAIL_URL only logged."""
+it is disabled automatically. Each is stored (an OwedNotification row) in the delivery's transaction, emailed by
+an actor with its own retries, enqueued after that commit, and finished by the actor; the scheduler puts back on
+the queue one whose queue entry was lost (Redis down when it was decided, or restarted empty meanwhile). Without
+MAIL_URL only logged."""
 
 import logging
 import smtplib
@@ -11,10 +13,10 @@ from urllib.parse import urlsplit
 import redis
 from dramatiq import Retry
 from flask import current_app, url_for
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..extensions import actor, db
-from ..models import Attempt, Message, MessageStatus, Webhook
+from ..models import Attempt, Message, MessageStatus, OwedNotification, Webhook, utcnow
 from .failure_causes import likely_cause
 from .mail import MailRefused, describe, mail_configured, recipients, send_mail
 
@@ -26,6 +28,11 @@ DISABLED = "disabled"
 # With MAIL_RETRY_SECONDS' first wait (30 s) doubling up to an hour: about 8 hours of tries in all.
 MAIL_MAX_RETRIES = 12
 MAIL_MAX_BACKOFF_MILLISECONDS = 3_600_000
+# How long the sweep leaves a stored notification to its queue entry: a minute after it is decided, and once the
+# actor has started, longer than the actor's longest wait between two tries.
+ENQUEUE_LEASE = timedelta(minutes=1)
+TRYING_LEASE = timedelta(milliseconds=MAIL_MAX_BACKOFF_MILLISECONDS) + timedelta(minutes=10)
+SWEEP_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -37,27 +44,69 @@ class Notification:
     message_id: int | None = None
 
 
-def enqueue_notifications(notifications: list[Notification]) -> None:
-    """Put committed notifications on the queue; Redis down only loses the email (logged), never a delivery."""
+def store_notifications(notifications: list[Notification]) -> list[int]:
+    """Store the notifications a delivery's transaction decided (callers commit); returns their ids."""
+    now = utcnow()
+    rows = [OwedNotification(kind=notification.kind, webhook_id=notification.webhook_id,
+                             message_id=notification.message_id, created_at=now, next_enqueue_at=now + ENQUEUE_LEASE)
+            for notification in notifications]
+    db.session.add_all(rows)
+    db.session.flush()
+    return [row.id for row in rows]
+
+
+def enqueue_notifications(owed_ids: list[int]) -> None:
+    """Put committed notifications on the queue; with Redis down the scheduler does it once Redis answers."""
     backoff = int(current_app.config["MAIL_RETRY_SECONDS"] * 1000)
-    for notification in notifications:
+    for owed_id in owed_ids:
         try:
-            send_notification.send_with_options(
-                args=(notification.kind, notification.webhook_id, notification.message_id), min_backoff=backoff)
+            send_notification.send_with_options(args=(owed_id,), min_backoff=backoff)
         except redis.RedisError as error:
-            logger.error("Redis unavailable: the %s notification of webhook %s is not sent (%s)",
-                         notification.kind, notification.webhook_id, error)
+            logger.error("Redis unavailable: notification %s is emailed when it answers (%s)", owed_id, error)
+
+
+def requeue_owed_notifications() -> int:
+    """The scheduler's check: put back on the queue every stored notification whose lease has run out (its queue
+    entry was lost, or never made); returns how many."""
+    now = utcnow()
+    due = list(db.session.scalars(select(OwedNotification.id).where(
+        OwedNotification.finished_at.is_(None), OwedNotification.next_enqueue_at <= now)
+        .order_by(OwedNotification.id).limit(SWEEP_LIMIT)))
+    if not due:
+        db.session.commit()
+        return 0
+    db.session.execute(update(OwedNotification).where(OwedNotification.id.in_(due))
+                       .values(next_enqueue_at=now + ENQUEUE_LEASE).execution_options(synchronize_session=False))
+    db.session.commit()
+    enqueue_notifications(due)
+    return len(due)
+
+
+def finish(owed_id: int) -> None:
+    db.session.execute(update(OwedNotification).where(OwedNotification.id == owed_id)
+                       .values(finished_at=utcnow()).execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 @actor(queue_name=NOTIFICATION_QUEUE, max_retries=MAIL_MAX_RETRIES, time_limit=90_000,
        max_backoff=MAIL_MAX_BACKOFF_MILLISECONDS)
-def send_notification(kind: str, webhook_id: int, message_id: int | None = None) -> None:
-    """Email (or log) one notification; a mail server that is down or answers 4xx is tried again later."""
-    composed = compose(kind, webhook_id, message_id)
-    db.session.commit()  # nothing was written: end the read transaction before the network
-    if composed is None:
+def send_notification(owed_id: int) -> None:
+    """Email (or log) one stored notification, once; a mail server that is down or answers 4xx is tried again."""
+    owed = db.session.get(OwedNotification, owed_id)
+    if owed is None or owed.finished_at is not None:
+        db.session.commit()
         return
-    subject, body = composed
+    kind, webhook_id = owed.kind, owed.webhook_id
+    owed.next_enqueue_at = utcnow() + TRYING_LEASE  # the actor's retries have it from now on
+    composed = compose(kind, webhook_id, owed.message_id)
+    db.session.commit()  # end the transaction before the network
+    if composed is not None:
+        email_or_log(kind, webhook_id, *composed)
+    finish(owed_id)
+
+
+def email_or_log(kind: str, webhook_id: int, subject: str, body: str) -> None:
+    """Send the email (or log why it cannot be); raises Retry while the mail server is unavailable."""
     if not mail_configured():
         logger.warning("Email is not configured (MAIL_URL): notification not sent: %s\n%s", subject, body)
         return

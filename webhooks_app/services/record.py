@@ -20,7 +20,7 @@ from ..models import MessageStatus, Webhook, utcnow
 from . import delivery_statements as statements
 from .delivery_statements import ClaimedMessage
 from .failure_causes import GONE_REASON, GONE_STATUS, MAX_RETRY_AFTER_SECONDS, likely_cause, total_attempts, wait_words
-from .notifications import DISABLED, Notification, enqueue_notifications
+from .notifications import DISABLED, Notification, enqueue_notifications, store_notifications
 from .streaks import StreakAttempt, update_streaks
 from .transport import SendResult
 
@@ -151,7 +151,7 @@ def disable_webhook_after_failures(webhook_id: int, message_id: int, number: int
 
 
 def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[int], fail_reason: str,
-           released_enqueued_at: datetime | None, expired_secret_webhook_id: int | None) -> list[Notification]:
+           released_enqueued_at: datetime | None, expired_secret_webhook_id: int | None) -> list[int]:
     connection = db.session.connection()
     if records:
         if dialect_name() == "postgresql":
@@ -178,8 +178,9 @@ def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[
         # Read past its overlap: the replaced secret leaves the database now.
         connection.execute(statements.forget_expired_secret(),
                            {"expired_webhook_id": expired_secret_webhook_id, "expired_now": utcnow()})
+    owed_ids = store_notifications([notification for notification in notifications if notification is not None])
     db.session.commit()
-    return [notification for notification in notifications if notification is not None]
+    return owed_ids
 
 
 def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), fail_ids: Sequence[int] = (),
@@ -196,8 +197,8 @@ def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), 
     """
     for number in range(1, RECORD_TRIES + 1):
         try:
-            notifications = _write(records, list(release_ids), list(fail_ids), fail_reason,
-                                   utcnow() if requeued else None, expired_secret_webhook_id)
+            owed_ids = _write(records, list(release_ids), list(fail_ids), fail_reason,
+                              utcnow() if requeued else None, expired_secret_webhook_id)
             break
         except (exc.OperationalError, exc.InterfaceError) as error:
             db.session.rollback()
@@ -208,4 +209,4 @@ def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), 
                            len(records), type(error.orig).__name__, str(error.orig).strip()[:200], pause)
             time.sleep(pause)
     # Only after the commit: the emails never wait on, or hold up, the delivery's transaction.
-    enqueue_notifications(notifications)
+    enqueue_notifications(owed_ids)

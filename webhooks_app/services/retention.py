@@ -14,7 +14,17 @@ from sqlalchemy import delete, exists, select
 
 from ..database import dialect_name
 from ..extensions import actor, db, queue_redis
-from ..models import Attempt, Event, LoginAttempt, Message, MessageStatus, Replay, ReplayStatus, utcnow
+from ..models import (
+    Attempt,
+    Event,
+    LoginAttempt,
+    Message,
+    MessageStatus,
+    OwedNotification,
+    Replay,
+    ReplayStatus,
+    utcnow,
+)
 from .secret_rotation import clear_expired_previous_secrets
 
 logger = logging.getLogger(__name__)
@@ -82,6 +92,7 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
     db.session.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at < (now or utcnow()) - timedelta(days=1)))
     # Finished replays are kept as long as the messages they made (their rows name them).
     db.session.execute(delete(Replay).where(Replay.status != ReplayStatus.RUNNING, Replay.finished_at < cutoff))
+    db.session.execute(delete(OwedNotification).where(OwedNotification.finished_at < cutoff))
     clear_expired_previous_secrets(now=now)
     db.session.commit()
     logger.info("pruned %d messages, %d attempts and %d events older than %d days in %d batches",

@@ -1,0 +1,59 @@
+"""Stored notifications: a warning or Disabled email is a row written with the delivery that decided it, so an
+email whose queue entry was lost (Redis down at that moment, or restarted empty) is still sent, once."""
+
+from datetime import timedelta
+
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
+from notifications.test_emails import FAST_LADDER, add_webhook, emit, kinds, start
+from servers import wait_for
+from sqlalchemy import select
+
+from webhooks_app.extensions import db
+from webhooks_app.models import OwedNotification, Webhook, utcnow
+from webhooks_app.services.notifications import DISABLED, WARNING
+
+
+def owed_rows(app) -> list[tuple[str, bool]]:
+    """(kind, finished) of every stored notification, oldest first."""
+    with app.app_context():
+        rows = [(row.kind, row.finished_at is not None)
+                for row in db.session.scalars(select(OwedNotification).order_by(OwedNotification.id))]
+        db.session.remove()
+        return rows
+
+
+def test_each_email_is_stored_with_its_delivery_and_finished_once_sent(app, fresh_redis, certificates, receiver,
+                                                                      smtp_server, processes_holder):
+    """The warning and the Disabled email each leave one stored row, finished once the mail server took it; the
+    scheduler's sweeps send neither again."""
+    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    add_webhook(app, receiver.url("/status/500/owed"))
+    processes_holder.append(start(fresh_redis, certificates, smtp_server.url, FAST_LADDER))
+    emit(app, 3)
+    wait_for(lambda: owed_rows(app) == [(WARNING, True), (DISABLED, True)], timeout=60,
+             message="both notifications stored and finished")
+    assert sorted(kinds(smtp_server.received)) == ["disabled", "warning"]
+
+
+def test_a_notification_whose_queue_entry_was_lost_is_sent_by_the_scheduler(app, fresh_redis, certificates,
+                                                                          receiver, smtp_server, processes_holder):
+    """A stored, unfinished notification with no queue entry (as after Redis was down when it was decided) is
+    emailed once its lease runs out, and only once; a finished one is never sent again."""
+    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    webhook_id, _ = add_webhook(app, receiver.url("/status/500/lost"), name="Lost entry")
+    with app.app_context():
+        past = utcnow() - timedelta(minutes=2)
+        webhook = db.session.get(Webhook, webhook_id)
+        webhook.enabled, webhook.disabled_at, webhook.disabled_reason = False, past, "All 6 delivery attempts failed."
+        db.session.add_all([
+            OwedNotification(kind=DISABLED, webhook_id=webhook_id, created_at=past, next_enqueue_at=past),
+            OwedNotification(kind=WARNING, webhook_id=webhook_id, created_at=past, next_enqueue_at=past,
+                             finished_at=past),
+        ])
+        db.session.commit()
+    processes_holder.append(start(fresh_redis, certificates, smtp_server.url, FAST_LADDER))
+    wait_for(lambda: owed_rows(app) == [(DISABLED, True), (WARNING, True)], timeout=30,
+             message="the lost notification sent and finished")
+    wait_for(lambda: "Lost entry" in " ".join(mail.subject for mail in smtp_server.received), timeout=30,
+             message="the email of the lost notification")
+    assert kinds(smtp_server.received) == ["disabled"]
