@@ -1,6 +1,7 @@
 """Batch intake: up to 500 events in one request, validated all or nothing and stored in one transaction with
 a handful of statements (one look-up of the subscribers, one INSERT of the events, one of their messages)."""
 
+import functools
 import json
 import uuid
 from collections import defaultdict
@@ -69,18 +70,25 @@ def _subscribers(event_types: list[str]) -> dict[str, list[int]]:
     return found
 
 
+@functools.cache
+def _events_unless_stored(dialect: str):
+    """INSERT of events, skipping each whose eventId its sender used before; returns the ids of those inserted."""
+    insert_for_dialect = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (insert_for_dialect(statements.events)
+            .on_conflict_do_nothing(index_elements=[statements.events.c.event_uuid, statements.events.c.scope])
+            .returning(statements.events.c.id, statements.events.c.event_uuid))
+
+
 def _insert_events(events: list[ValidEvent], scope: str) -> dict[str, int]:
     """Insert the events whose eventId this sender has not used; returns {eventId: id} of those inserted."""
-    insert_for_dialect = postgresql_insert if dialect_name() == "postgresql" else sqlite_insert
-    statement = (insert_for_dialect(statements.events)
-                 .on_conflict_do_nothing(index_elements=[statements.events.c.event_uuid, statements.events.c.scope])
-                 .returning(statements.events.c.id, statements.events.c.event_uuid))
+    statement = _events_unless_stored(dialect_name())
     now = utcnow()
     rows = [{"event_uuid": e.event_uuid, "scope": scope, "body_digest": e.digest, "event_type": e.event_type,
              "payload": e.payload, "created_at": now} for e in events]
     return {event_uuid: event_id for event_id, event_uuid in db.session.connection().execute(statement, rows)}
 
 
+@functools.cache
 def _messages_from_arrays():
     """PostgreSQL: one Queued message per (webhook_id, event_id, event_type) of three parallel arrays."""
     targets = (func.unnest(bindparam("webhook_ids", type_=ARRAY(Integer)), bindparam("event_ids", type_=ARRAY(Integer)),
@@ -97,6 +105,7 @@ def _messages_from_arrays():
             .returning(statements.messages.c.id, statements.messages.c.event_id))
 
 
+@functools.cache
 def _messages_from_json():
     """SQLite: one Queued message per [message_uuid, webhook_id, event_id, event_type] of a JSON array.
 
