@@ -121,6 +121,9 @@ def test_replay_dry_run_counts_then_the_replay_sends_each_missed_event_once(app,
     assert done["messagesCreated"] == 4 and done["finishedAt"] is not None
     assert call(client, "POST", url, token, json={"since": since.isoformat(), "dryRun": True}).get_json()[
         "missedEvents"] == 0
+    summaries = [entry[4] for entry in audit_entries(app)]
+    assert f"counted 4 missed events of webhook {history.webhook_id} since {since.isoformat()}Z (dry run)" in summaries
+    assert f"replayed the missed events of webhook {history.webhook_id} since {since.isoformat()}Z" in summaries
 
 
 def test_replay_refusals_name_the_field(app, client, token):

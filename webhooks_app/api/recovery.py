@@ -79,7 +79,9 @@ def replay_missed_events(webhook_id: int):
     except replay_service.ReplayError as error:
         raise ApiError(422, "since", str(error)) from None
     if body.dryRun:
-        return jsonify({"since": iso(since), "missedEvents": replay_service.missed_event_count(webhook_id, since)})
+        missed = replay_service.missed_event_count(webhook_id, since)
+        note(f"counted {missed} missed events of webhook {webhook_id} since {iso(since)} (dry run)")
+        return jsonify({"since": iso(since), "missedEvents": missed})
     try:
         replay = replay_service.create_replay(webhook_id, since, f"API token “{g.api_token.name}”")
     except replay_service.ReplayError as error:  # a disabled webhook
