@@ -57,3 +57,27 @@ def test_a_notification_whose_queue_entry_was_lost_is_sent_by_the_scheduler(app,
     wait_for(lambda: "Lost entry" in " ".join(mail.subject for mail in smtp_server.received), timeout=30,
              message="the email of the lost notification")
     assert kinds(smtp_server.received) == ["disabled"]
+
+
+def test_the_sweep_gives_up_a_notification_unsent_for_two_days_and_queues_the_others(app, fresh_redis):
+    """A notification decided over two days ago and still unsent is finished (given up, logged) instead of being
+    queued for another round; one whose lease ran out is queued again with a new lease; one within it is left."""
+    from webhooks_app.services.notifications import ENQUEUE_LEASE, requeue_owed_notifications
+
+    webhook_id, _ = add_webhook(app, "https://hooks.example.com/given-up", name="Given up")
+    with app.app_context():
+        now = utcnow()
+        db.session.add_all([
+            OwedNotification(kind=WARNING, webhook_id=webhook_id, created_at=now - timedelta(days=3),
+                             next_enqueue_at=now - timedelta(minutes=1)),
+            OwedNotification(kind=DISABLED, webhook_id=webhook_id, created_at=now - timedelta(hours=2),
+                             next_enqueue_at=now - timedelta(minutes=1)),
+            OwedNotification(kind=WARNING, webhook_id=webhook_id, created_at=now, next_enqueue_at=now + ENQUEUE_LEASE),
+        ])
+        db.session.commit()
+        assert requeue_owed_notifications() == 1
+        rows = list(db.session.scalars(select(OwedNotification).order_by(OwedNotification.id)))
+        assert rows[0].finished_at is not None
+        assert rows[1].finished_at is None and rows[1].next_enqueue_at > now
+        assert rows[2].finished_at is None
+        assert requeue_owed_notifications() == 0  # the re-queued one has a new lease

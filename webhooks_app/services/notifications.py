@@ -33,6 +33,9 @@ MAIL_MAX_BACKOFF_MILLISECONDS = 3_600_000
 ENQUEUE_LEASE = timedelta(minutes=1)
 TRYING_LEASE = timedelta(milliseconds=MAIL_MAX_BACKOFF_MILLISECONDS) + timedelta(minutes=10)
 SWEEP_LIMIT = 100
+# A notification still unsent this long after it was decided (the mail server has refused or been down
+# through every try since) is given up, logged, instead of being queued for another round of tries.
+GIVE_UP_AFTER = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -67,16 +70,25 @@ def enqueue_notifications(owed_ids: list[int]) -> None:
 
 def requeue_owed_notifications() -> int:
     """The scheduler's check: put back on the queue every stored notification whose lease has run out (its queue
-    entry was lost, or never made); returns how many."""
+    entry was lost, or never made), giving up those decided more than GIVE_UP_AFTER ago; returns how many.
+
+    Looks first, so a run that finds nothing writes nothing (no write lock taken on SQLite).
+    """
     now = utcnow()
-    due = list(db.session.scalars(select(OwedNotification.id).where(
-        OwedNotification.finished_at.is_(None), OwedNotification.next_enqueue_at <= now)
+    unsent = list(db.session.execute(
+        select(OwedNotification.id, OwedNotification.created_at)
+        .where(OwedNotification.finished_at.is_(None), OwedNotification.next_enqueue_at <= now)
         .order_by(OwedNotification.id).limit(SWEEP_LIMIT)))
-    if not due:
-        db.session.commit()
-        return 0
-    db.session.execute(update(OwedNotification).where(OwedNotification.id.in_(due))
-                       .values(next_enqueue_at=now + ENQUEUE_LEASE).execution_options(synchronize_session=False))
+    stale = [row.id for row in unsent if row.created_at < now - GIVE_UP_AFTER]
+    due = [row.id for row in unsent if row.created_at >= now - GIVE_UP_AFTER]
+    if stale:
+        db.session.execute(update(OwedNotification).where(OwedNotification.id.in_(stale)).values(finished_at=now)
+                           .execution_options(synchronize_session=False))
+        logger.error("Gave up %d notification email(s) still unsent %s after they were decided (see the worker's "
+                     "earlier errors)", len(stale), GIVE_UP_AFTER)
+    if due:
+        db.session.execute(update(OwedNotification).where(OwedNotification.id.in_(due))
+                           .values(next_enqueue_at=now + ENQUEUE_LEASE).execution_options(synchronize_session=False))
     db.session.commit()
     enqueue_notifications(due)
     return len(due)
