@@ -39,6 +39,9 @@ def sign_in(app, page: Page):
         # longer than an action's usual wait.
         page.get_by_role("button", name="Sign in").click(timeout=WAIT_MS * 4)
         expect(page).to_have_url(re.compile(re.escape(path) + r"$"), timeout=WAIT_MS * 4)
+        # The URL changes before the page's scripts have run: a click that early reaches a button with no
+        # handler yet (seen once in CI: a row's details never opened).
+        page.wait_for_load_state("load", timeout=WAIT_MS * 4)
         return page
 
     return sign_in_to
