@@ -27,6 +27,7 @@ def sign_in_at(app, page: Page, path: str) -> None:
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(re.escape(path) + "$"))
+    page.wait_for_load_state("load")  # htmx handles the first click only once the page's scripts have run
 
 
 def open_menu_item_by_keyboard(page: Page, webhook_name: str, item: str):
