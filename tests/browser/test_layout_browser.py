@@ -253,7 +253,8 @@ def test_the_live_log_keeps_the_readers_place_and_focus(app, page: Page, sign_in
     toggle_id = queued_toggle.get_attribute("id")
     message_id = int(toggle_id.removeprefix("message-toggle-"))
     queued_toggle.scroll_into_view_if_needed()
-    page.mouse.wheel(0, 400)
+    # Scrolled at once (a mouse wheel scrolls a moment after its event: measured too early, the row then "moved").
+    page.evaluate("window.scrollTo({top: window.scrollY + 400, behavior: 'instant'})")
     queued_toggle.focus()
     before = queued_toggle.bounding_box()["y"]
     sent_today = page.locator("#log-summary tbody tr").first.locator("td.status-sent")
