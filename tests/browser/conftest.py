@@ -25,23 +25,28 @@ def page(browser: Browser, live_server):
     assert not js_errors, f"uncaught JavaScript errors: {js_errors}"
 
 
+def sign_in_page(app, page: Page, path: str) -> Page:
+    """Open a path on `page` as a new administrator: the sign-in form comes first, then the page itself."""
+    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    page.goto(path)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    # Signing in hashes the password (scrypt) and then loads the page: on a busy machine that alone can take
+    # longer than an action's usual wait.
+    page.get_by_role("button", name="Sign in").click(timeout=WAIT_MS * 4)
+    expect(page).to_have_url(re.compile(re.escape(path) + r"$"), timeout=WAIT_MS * 4)
+    # The URL changes before the page's scripts have run: a click that early reaches a button with no
+    # handler yet (seen once in CI: a row's details never opened).
+    page.wait_for_load_state("load", timeout=WAIT_MS * 4)
+    return page
+
+
 @pytest.fixture
 def sign_in(app, page: Page):
-    """A function that opens a path as a new administrator: the sign-in form comes first, then the page itself."""
+    """A function that opens a path as a new administrator on the test's page."""
 
     def sign_in_to(path: str) -> Page:
-        make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
-        page.goto(path)
-        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-        page.get_by_label("Email").fill(ADMIN_EMAIL)
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        # Signing in hashes the password (scrypt) and then loads the page: on a busy machine that alone can take
-        # longer than an action's usual wait.
-        page.get_by_role("button", name="Sign in").click(timeout=WAIT_MS * 4)
-        expect(page).to_have_url(re.compile(re.escape(path) + r"$"), timeout=WAIT_MS * 4)
-        # The URL changes before the page's scripts have run: a click that early reaches a button with no
-        # handler yet (seen once in CI: a row's details never opened).
-        page.wait_for_load_state("load", timeout=WAIT_MS * 4)
-        return page
+        return sign_in_page(app, page, path)
 
     return sign_in_to

@@ -8,8 +8,7 @@ from datetime import timedelta
 from factories import FAILED_ATTEMPT, build_history, make_event, make_message
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import WAIT_MS
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_user
+from tests.browser.conftest import WAIT_MS, sign_in_page
 from webhooks_app.extensions import db
 from webhooks_app.models import Message, MessageStatus, Webhook, utcnow
 from webhooks_app.secrets_vault import decrypt_secret
@@ -18,16 +17,6 @@ from webhooks_app.services.webhooks import WebhookFields, create_webhook
 WEBHOOKS_PATH = "/system/integrations/api/webhooks"
 WIDE = {"width": 1440, "height": 900}
 DELIVERY_MS = 20_000
-
-
-def sign_in_at(app, page: Page, path: str) -> None:
-    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
-    page.goto(path)
-    page.get_by_label("Email").fill(ADMIN_EMAIL)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
-    page.wait_for_load_state("load")  # htmx handles the first click only once the page's scripts have run
 
 
 def open_menu_item_by_keyboard(page: Page, webhook_name: str, item: str):
@@ -94,7 +83,7 @@ def test_replay_missed_events_counts_first_then_the_rows_arrive(app, browser, li
     context.set_default_timeout(WAIT_MS)
     try:
         log_tab = context.new_page()
-        sign_in_at(app, log_tab, f"{WEBHOOKS_PATH}/{history.webhook_id}/log")
+        sign_in_page(app, log_tab, f"{WEBHOOKS_PATH}/{history.webhook_id}/log")
         expect(log_tab.locator("#log-rows tr.log-row")).to_have_count(4)
         page = context.new_page()
         page.goto(WEBHOOKS_PATH)

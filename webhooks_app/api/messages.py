@@ -49,6 +49,15 @@ def as_utc(moment: datetime | None, name: str) -> datetime | None:
         raise ApiError(422, name, f"{name} is out of range once converted to UTC") from None
 
 
+def message_or_404(message_uuid):
+    """The message with this messageId, or 404."""
+    message = activity.message_by_uuid(str(message_uuid))
+    if message is None:
+        raise ApiError(404, "messageId", f"message {message_uuid} is not in the log (kept "
+                                         "WEBHOOKS_LOG_RETENTION_DAYS days)")
+    return message
+
+
 def message_json(message) -> dict:
     return {
         "messageId": message.message_uuid, "webhookId": message.webhook_id,
@@ -104,10 +113,7 @@ def list_webhook_messages(webhook_id: int):
 @spec.validate(resp=responses(404, HTTP_200=MessageDetail), tags=TAGS)
 def read_message(message_uuid):
     """One message: the body as sent (secret masked) and every attempt (status, duration, error, 1 KiB of answer)."""
-    message = activity.message_by_uuid(str(message_uuid))
-    if message is None:
-        raise ApiError(404, "messageId", f"message {message_uuid} is not in the log (kept "
-                                         "WEBHOOKS_LOG_RETENTION_DAYS days)")
+    message = message_or_404(message_uuid)
     body = {**message_json(message), "payload": activity.payload_as_sent(message),
             "attempts": [attempt_json(attempt) for attempt in message.attempts]}
     return jsonify(body)

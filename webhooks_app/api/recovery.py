@@ -6,7 +6,6 @@ from flask import g, jsonify, request, url_for
 
 from ..extensions import db
 from ..models import Replay
-from ..services import activity
 from ..services import replay as replay_service
 from ..services.api_tokens import WEBHOOKS_READ, WEBHOOKS_WRITE
 from ..services.dispatch import request_batches
@@ -15,7 +14,7 @@ from ..services.send_again import SendAgainRefused, send_again
 from .auth import after_commit, management, note
 from .blueprint import bp
 from .errors import ApiError
-from .messages import as_utc
+from .messages import as_utc, message_or_404
 from .openapi import BODY_ERRORS, responses, spec
 from .schemas import Replay as ReplayBody
 from .schemas import ReplayPreview, ReplayRequest, SentAgain
@@ -41,10 +40,7 @@ def send_message_again(message_uuid):
     answered (`alreadyPending`) instead of a second one. 409 for a test message, a deleted webhook or event, or
     a disabled webhook.
     """
-    message = activity.message_by_uuid(str(message_uuid))
-    if message is None:
-        raise ApiError(404, "messageId", f"message {message_uuid} is not in the log (kept "
-                                         "WEBHOOKS_LOG_RETENTION_DAYS days)")
+    message = message_or_404(message_uuid)
     try:
         result = send_again(message.id)
     except SendAgainRefused as error:
