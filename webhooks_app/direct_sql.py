@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
 
-from .database import busy_timeout_ms
+from .database import begin_immediate, busy_timeout_ms
 from .extensions import db
 
 Run = Callable[[object, dict], list]
@@ -100,11 +100,12 @@ def direct(write: bool) -> Iterator[Run]:
             if postgresql:
                 connection.autocommit = True
             else:
-                wanted = busy_timeout_ms() if write else None
-                if wanted is not None and raw.info.get("busy_timeout_ms") != wanted:
-                    state["cursor"].execute(f"PRAGMA busy_timeout={int(wanted)}")
+                if write:
+                    wanted = busy_timeout_ms()
+                    begin_immediate(connection, wanted, lambda: state["cursor"].execute("BEGIN IMMEDIATE"))
                     raw.info["busy_timeout_ms"] = wanted
-                state["cursor"].execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                else:
+                    state["cursor"].execute("BEGIN")
             yield run
             if not postgresql:
                 state["sql"] = "COMMIT"
