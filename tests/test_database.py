@@ -134,3 +134,29 @@ def test_migration_0012_backfills_each_events_subject_for_the_logs_search(app):
         stored = db.session.execute(select(Event.event_type, Event.subject_id).order_by(Event.id)).all()
         assert stored == [(event_type, subject) for event_type, _, subject in events]
         db.session.remove()
+
+
+def test_migration_0014_fills_in_the_subject_of_events_the_batch_intake_stored_without_it(app):
+    """Migration 0014 sets the subject id the batch intake had left empty (the log's search missed those events),
+    and leaves events that have one, and test events, as they are."""
+    from flask_migrate import downgrade, upgrade
+
+    events = [("asset.create", '{"assetId": 101, "userId": 1}', None, 101),
+              ("folder.create", '{"folderId": 55, "userId": 1}', None, 55),
+              ("user.update", '{"targetUserId": 8, "userId": 1}', 8, 8),
+              ("webhook.test", '{"userId": 1}', None, None)]
+    with app.app_context():
+        db.session.remove()
+        downgrade(revision="0013_owed_notifications")
+        try:
+            with db.engine.begin() as connection:
+                for event_type, payload, subject, _ in events:
+                    connection.execute(text("INSERT INTO events (event_uuid, event_type, payload, subject_id, "
+                                            "created_at) VALUES (:uuid, :type, :payload, :subject, CURRENT_TIMESTAMP)"),
+                                       {"uuid": str(uuid.uuid4()), "type": event_type, "payload": payload,
+                                        "subject": subject})
+        finally:
+            upgrade()
+        stored = db.session.execute(select(Event.event_type, Event.subject_id).order_by(Event.id)).all()
+        assert stored == [(event_type, subject) for event_type, _, _, subject in events]
+        db.session.remove()

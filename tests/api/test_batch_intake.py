@@ -6,8 +6,12 @@ import uuid
 import pytest
 from api.helpers import ASSET_CREATE, add_webhook, assert_error, post_event, stored_counts, stored_events
 
+from sqlalchemy import select
+
 from webhooks_app.extensions import db
+from webhooks_app.models import Event, Message
 from webhooks_app.services.batch_intake import emit_batch
+from webhooks_app.services.log_filters import Search
 
 FOLDER_CREATE = {"type": "folder.create", "folderId": 5, "userId": 1}
 USER_UPDATE = {"type": "user.update", "targetUserId": 7, "userId": 1, "changed": ["email"]}
@@ -29,6 +33,21 @@ def test_a_batch_is_stored_with_its_messages_and_answered_in_order(app, client, 
         (body["events"][0]["eventId"], "asset.create"), (event_id, "folder.create"),
         (body["events"][2]["eventId"], "user.update")]
     assert stored_counts(app) == (3, 3)
+
+
+def test_the_logs_search_finds_batch_events_by_what_they_are_about(app, client, api_token):
+    """Each event of a batch is stored with the asset, folder or user it is about, so the log's search by that
+    id finds its messages as it finds a single event's."""
+    add_webhook(app, events=["asset.create", "folder.create", "user.update"])
+    response = post_event(client, api_token, [ASSET_CREATE, FOLDER_CREATE, USER_UPDATE])
+    assert response.status_code == 202, response.get_data(as_text=True)
+    with app.app_context():
+        subjects = db.session.execute(select(Event.event_type, Event.subject_id).order_by(Event.id)).all()
+        found = {text: db.session.scalars(select(Message.event_type).where(
+            Message.id.in_(Search.parse(text).message_ids()))).all() for text in ("101", "5", "7")}
+        db.session.remove()
+    assert subjects == [("asset.create", 101), ("folder.create", 5), ("user.update", 7)]
+    assert found == {"101": ["asset.create"], "5": ["folder.create"], "7": ["user.update"]}
 
 
 def test_one_bad_event_refuses_the_whole_batch_naming_each_by_index(app, client, api_token):

@@ -16,7 +16,8 @@ from ..extensions import db
 from ..models import MessageStatus, utcnow
 from . import intake_statements as statements
 from .dispatch import request_batches
-from .intake import LOCAL_SCOPE, AcceptedEvent, IntakeError, ValidEvent, stored_repeat, validate_event
+from .intake import (LOCAL_SCOPE, AcceptedEvent, IntakeError, ValidEvent, event_subject, stored_repeat,
+                     validate_event)
 
 MAX_BATCH_EVENTS = 500
 
@@ -84,7 +85,8 @@ def _insert_events(events: list[ValidEvent], scope: str) -> dict[str, int]:
     statement = _events_unless_stored(dialect_name())
     now = utcnow()
     rows = [{"event_uuid": e.event_uuid, "scope": scope, "body_digest": e.digest, "event_type": e.event_type,
-             "payload": e.payload, "created_at": now} for e in events]
+             "payload": e.payload, "subject_id": event_subject(e.event_type, e.payload), "created_at": now}
+            for e in events]
     return {event_uuid: event_id for event_id, event_uuid in db.session.connection().execute(statement, rows)}
 
 
