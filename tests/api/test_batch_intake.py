@@ -5,7 +5,6 @@ import uuid
 
 import pytest
 from api.helpers import ASSET_CREATE, add_webhook, assert_error, post_event, stored_counts, stored_events
-
 from sqlalchemy import select
 
 from webhooks_app.extensions import db

@@ -16,8 +16,7 @@ from ..extensions import db
 from ..models import MessageStatus, utcnow
 from . import intake_statements as statements
 from .dispatch import request_batches
-from .intake import (LOCAL_SCOPE, AcceptedEvent, IntakeError, ValidEvent, event_subject, stored_repeat,
-                     validate_event)
+from .intake import LOCAL_SCOPE, AcceptedEvent, IntakeError, ValidEvent, event_subject, stored_repeat, validate_event
 
 MAX_BATCH_EVENTS = 500
 
