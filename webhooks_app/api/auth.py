@@ -29,9 +29,10 @@ def check_token(token: str) -> TokenUse | None:
     use = authenticate_api_token(token)
     if use is not None and use.noted:
         db.session.commit()
-    else:
-        # End the read too: a POST's transaction begins IMMEDIATE on SQLite, and must not hold the write lock
-        # while the body is parsed and validated.
+    elif db.session.registry.has():
+        # End a read made in the session too: a POST's transaction begins IMMEDIATE on SQLite, and must not hold
+        # the write lock while the body is parsed and validated. (Usually the look-up had a connection of its own
+        # and no session was made: none is made here either.)
         db.session.rollback()
     return use
 
