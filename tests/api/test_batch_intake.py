@@ -7,9 +7,10 @@ import pytest
 from api.helpers import ASSET_CREATE, add_webhook, assert_error, post_event, stored_counts, stored_events
 from sqlalchemy import select
 
-from webhooks_app.extensions import db
+from webhooks_app.extensions import db, queue_redis
 from webhooks_app.models import Event, Message
-from webhooks_app.services.batch_intake import emit_batch
+from webhooks_app.services.batch_intake import BatchRefused, emit_batch
+from webhooks_app.services.dispatch import batch_request_key
 from webhooks_app.services.log_filters import Search
 
 FOLDER_CREATE = {"type": "folder.create", "folderId": 5, "userId": 1}
@@ -78,6 +79,8 @@ def test_event_ids_repeat_within_and_across_batches_as_for_single_events(app, cl
     event = {**ASSET_CREATE, "eventId": str(uuid.uuid4())}
     first = post_event(client, api_token, [event, event, FOLDER_CREATE])
     assert [entry["eventId"] for entry in first.get_json()["events"][:2]] == [event["eventId"]] * 2
+    assert [entry["messages"] for entry in first.get_json()["events"]] == [1, 1, 1]
+    assert first.get_json()["messages"] == 2  # the repeated event's message counted once
     assert stored_counts(app) == (2, 2)
     again = post_event(client, api_token, [event])
     assert again.get_json()["events"] == [first.get_json()["events"][0]]
@@ -112,6 +115,13 @@ def test_batch_limits(app, client, api_token):
     assert_error(post_event(client, api_token, []), 422, "body")
     padded = json.dumps([FOLDER_CREATE]).encode() + b" " * (1024 * 1024)
     assert_error(post_event(client, api_token, raw=padded), 413, "body")
+    padded_event = json.dumps(FOLDER_CREATE).encode() + b" " * (1024 * 1024)
+    assert assert_error(post_event(client, api_token, raw=padded_event), 413, "body").startswith(
+        "the body is larger than 1024 KiB (an event is at most 64 KiB")
+    huge = {**USER_UPDATE, "changed": ["email", *(f"field{n:05}" + "x" * 90 for n in range(700))]}
+    assert assert_error(post_event(client, api_token, huge), 413, "body") == "the event is larger than 64 KiB"
+    message = assert_error_with_invalid(post_event(client, api_token, [FOLDER_CREATE, huge]), 413, "[1].body")
+    assert message.startswith("event 1: the event is larger than 64 KiB")
     assert stored_counts(app) == (500, 500)
 
 
@@ -126,3 +136,35 @@ def test_emit_batch_is_the_same_intake_for_host_applications(app, repeat):
         assert [(event.duplicate, len(event.message_ids)) for event in accepted] == [(repeat, 1)]
         db.session.remove()
     assert stored_counts(app) == (1, 1)
+
+
+def test_a_refused_batch_leaves_nothing_in_the_callers_session(app):
+    """When emit_batch refuses a batch after storing some of it (an eventId reused for a different event is found
+    by the store), it rolls back: a caller that commits afterwards stores nothing of the refused batch."""
+    add_webhook(app)
+    event = {**ASSET_CREATE, "eventId": str(uuid.uuid4())}
+    with app.app_context():
+        emit_batch([event])
+        with pytest.raises(BatchRefused) as refused:
+            emit_batch([{**ASSET_CREATE, "assetId": 999}, {**event, "assetId": 202}])
+        db.session.commit()
+        db.session.remove()
+    assert (refused.value.status, refused.value.field) == (409, "[1].eventId")
+    assert stored_counts(app) == (1, 1)
+
+
+def test_a_batch_of_repeats_asks_for_no_sending_again(app, client, api_token):
+    """As for one event, a batch that only repeats events accepted before does not ask for their sending again
+    (its webhook's batch request in Redis is not set anew); a new event in a batch does."""
+    webhook_id = add_webhook(app)
+    event = {**ASSET_CREATE, "eventId": str(uuid.uuid4())}
+    with app.app_context():
+        requests = queue_redis()
+        key = batch_request_key(webhook_id)
+    assert post_event(client, api_token, [event]).status_code == 202
+    assert requests.exists(key)
+    requests.delete(key)
+    assert post_event(client, api_token, [event]).status_code == 202
+    assert not requests.exists(key)
+    assert post_event(client, api_token, [event, FOLDER_CREATE]).status_code == 202
+    assert requests.exists(key)

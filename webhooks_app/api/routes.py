@@ -8,10 +8,10 @@ from flask import jsonify, request
 from ..database import retry_once_on_disconnect
 from ..extensions import db
 from ..services.api_tokens import EVENTS_WRITE
-from ..services.batch_intake import BatchRefused, emit_batch
-from ..services.intake import IntakeError, emit_event, token_scope
+from ..services.batch_intake import BatchRefused, emit_batch, messages_queued
+from ..services.intake import MAX_EVENT_BYTES, IntakeError, emit_event, token_scope
 from . import messages, recovery, webhooks  # noqa: F401  (their views join the blueprint)
-from .auth import MAX_BODY_BYTES, bearer_value, check_token, missing_scope, read_body
+from .auth import bearer_value, check_token, missing_scope, read_body
 from .blueprint import bp
 from .body import BodyError, check_content_type, parse_json
 from .errors import error_response
@@ -56,9 +56,11 @@ def create_event():
     try:
         check_content_type(request)
         if raw is None:
-            return error_response(413, "body", f"the batch is larger than {MAX_BATCH_BYTES // 1024} KiB")
-        if len(raw) > MAX_BODY_BYTES and not raw.lstrip()[:1] == b"[":
-            return error_response(413, "body", f"the event is larger than {MAX_BODY_BYTES // 1024} KiB")
+            return error_response(413, "body", f"the body is larger than {MAX_BATCH_BYTES // 1024} KiB (an event "
+                                               f"is at most {MAX_EVENT_BYTES // 1024} KiB, a batch "
+                                               f"{MAX_BATCH_BYTES // 1024} KiB)")
+        if len(raw) > MAX_EVENT_BYTES and not raw.lstrip()[:1] == b"[":
+            return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
         data = parse_json(raw)
     except BodyError as error:
         return error_response(error.status, error.field, error.message)
@@ -67,7 +69,7 @@ def create_event():
             batch = emit_batch(data, scope=token_scope(use.token_id))
             return jsonify({"events": [{"eventId": accepted.event_uuid, "messages": len(accepted.message_ids)}
                                        for accepted in batch],
-                            "messages": sum(len(accepted.message_ids) for accepted in batch)}), 202
+                            "messages": messages_queued(batch)}), 202
         accepted = emit_event(data, scope=token_scope(use.token_id))
     except IntakeError as error:
         db.session.rollback()

@@ -279,7 +279,8 @@ class EventAccepted(BaseModel):
 
 class BatchAccepted(BaseModel):
     events: list[EventAccepted] = Field(description="One per event of the batch, in its order.")
-    messages: int = Field(description="Messages queued for the whole batch.")
+    messages: int = Field(description="The messages of the whole batch, each counted once (an event sent twice "
+                                      "in a batch has one set).")
 
 
 class EventsAccepted(RootModel[Union[EventAccepted, BatchAccepted]]):  # noqa: UP007

@@ -16,7 +16,16 @@ from ..extensions import db
 from ..models import MessageStatus, utcnow
 from . import intake_statements as statements
 from .dispatch import request_batches
-from .intake import LOCAL_SCOPE, AcceptedEvent, IntakeError, ValidEvent, event_subject, stored_repeat, validate_event
+from .intake import (
+    LOCAL_SCOPE,
+    MAX_EVENT_BYTES,
+    AcceptedEvent,
+    IntakeError,
+    ValidEvent,
+    event_subject,
+    stored_repeat,
+    validate_event,
+)
 
 MAX_BATCH_EVENTS = 500
 
@@ -33,6 +42,11 @@ class BatchRefused(IntakeError):
         self.problems = problems
 
 
+def encoded_size(item) -> int:
+    """An event's size as compact JSON in UTF-8: what a batch's events are held to, as a single event's body is."""
+    return len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+
+
 def validate_batch(items) -> list[ValidEvent]:
     """Check every event of a batch; raise BatchRefused naming each bad one by its index."""
     if not items:
@@ -42,6 +56,8 @@ def validate_batch(items) -> list[ValidEvent]:
     problems, events, first_with = [], [], {}
     for index, item in enumerate(items):
         try:
+            if encoded_size(item) > MAX_EVENT_BYTES:
+                raise IntakeError(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
             event = validate_event(item)
         except IntakeError as error:
             problems.append((index, error))
@@ -182,16 +198,31 @@ def store_batch(events: list[ValidEvent], scope: str) -> list[AcceptedEvent]:
 
 
 def emit_batch(items, scope: str = LOCAL_SCOPE) -> list[AcceptedEvent]:
-    """Validate a batch (all or nothing), store it in one transaction, commit, then ask for the sending."""
+    """Validate a batch (all or nothing), store it in one transaction, commit, then ask for the sending of what
+    it stored; a refused batch is rolled back, so nothing of it is left in the session."""
     events = validate_batch(items)
+    attempts = []
 
     def store_and_commit() -> list[AcceptedEvent]:
-        stored = store_batch(events, scope)
+        attempts.append(len(attempts) + 1)
+        try:
+            stored = store_batch(events, scope)
+        except IntakeError:
+            db.session.rollback()
+            raise
         db.session.commit()
         return stored
 
     accepted = retry_once_on_disconnect(store_and_commit, "batch intake")
-    webhook_ids = sorted({webhook_id for event in accepted for webhook_id in event.webhook_ids})
+    # As for one event: a repeat's messages were asked for when first accepted, unless this was a retry (a
+    # "repeat" may then be this very batch, committed just before the connection died).
+    webhook_ids = sorted({webhook_id for event in accepted if not event.duplicate or len(attempts) > 1
+                          for webhook_id in event.webhook_ids})
     if webhook_ids:
         request_batches(webhook_ids)
     return accepted
+
+
+def messages_queued(accepted: list[AcceptedEvent]) -> int:
+    """The messages of a batch's events, each counted once (an event sent twice in a batch has one set)."""
+    return len({message_id for event in accepted for message_id in event.message_ids})

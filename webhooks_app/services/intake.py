@@ -28,6 +28,7 @@ CHANGE_FIELDS = {"folder.update": FOLDER_CHANGE_FIELDS, "user.update": USER_CHAN
 ASSET_SOURCES = ("upload", "reimport", "resync")
 COMMON_KEYS = frozenset({"type", "userId", "eventId", "eventTime"})
 MAX_ID = 2**53 - 1  # the largest integer a JavaScript receiver reads exactly
+MAX_EVENT_BYTES = 64 * 1024
 
 # An eventId is unique per sender, its scope: each API token, the local intake (emit_event and the
 # `emit` command) and the Test button; events stored before scopes existed are "legacy".
