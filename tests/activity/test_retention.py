@@ -121,3 +121,25 @@ def test_prune_forgets_notifications_finished_before_the_retention(app_context):
     assert sorted(db.session.scalars(select(OwedNotification.kind))) == ["disabled", "warning"]
     assert db.session.scalar(select(func.count()).select_from(OwedNotification)
                              .where(OwedNotification.finished_at.is_(None))) == 1
+
+
+def test_prune_keeps_the_events_a_running_replay_has_yet_to_reach(app_context):
+    """An event past 30 days that a running replay still has to look at stays (its replay was asked for while it was
+    inside the window), and the replay then sends it."""
+    from webhooks_app.models import utcnow
+    from webhooks_app.services.replay import create_replay, replay_batch, subscribed_types
+
+    webhook_id = make_webhook()
+    now = utcnow()
+    make_message(webhook_id, MessageStatus.FAILED, age=timedelta(days=29, hours=23),
+                 attempts=[(False, 500, "http_status", "x")] * 6)
+    db.session.commit()
+    replay = create_replay(webhook_id, now - timedelta(days=29, hours=23, minutes=30), "admin", now=now)
+    db.session.commit()
+
+    later = now + timedelta(hours=2)  # the nightly prune runs while the replay waits on the webhook's backlog
+    report = prune_log(30, now=later)
+    assert (report.messages, report.events) == (1, 0)
+    made, finished = replay_batch(replay, subscribed_types(webhook_id), 100, later)
+    db.session.commit()
+    assert (made, finished) == (1, True)

@@ -4,6 +4,7 @@ batches, delivered to a real HTTPS receiver oldest first, shown in the log and i
 import time
 from datetime import datetime, timedelta
 
+import pytest
 from conftest import DeliveryProcesses, delivery_environment, wait_for
 from factories import build_history, make_event
 from markup import named, select_one, text_of
@@ -127,6 +128,26 @@ def test_since_outside_the_retention_window_or_unreadable_is_refused_clearly(app
     assert bad_zone.status_code == 422 and "time zone offset is not understood" in text_of(bad_zone)
     assert admin_client.post(url, data={"since": minute(utcnow())}, headers=HTMX).status_code == 400  # no CSRF
     assert replay_rows(app) == []
+
+
+def test_since_at_the_retention_windows_edge_is_accepted(app):
+    """For a webhook disabled before the retention window, the default Since (the window's start, to the minute)
+    passes the window's own check, also when the dialog is sent some minutes later; well before it is refused."""
+    from webhooks_app.services.replay import EDGE_GRACE, ReplayError, check_since, default_since, retention_start
+
+    now = utcnow().replace(second=30, microsecond=0)
+    with app.app_context():
+        webhook, _ = create_webhook(WebhookFields("Old", "https://hooks.example.com/old", ("asset.create",), False))
+        webhook.created_at, webhook.disabled_at = now - timedelta(days=50), now - timedelta(days=40)
+        db.session.commit()
+        since = default_since(webhook, now)
+        earliest = retention_start(now)
+        assert since.second == 0 and earliest <= since < earliest + timedelta(minutes=1)
+        assert check_since(since, now) == since
+        assert check_since(since, now + timedelta(minutes=5)) == retention_start(now + timedelta(minutes=5))
+        with pytest.raises(ReplayError, match="Since must be within the last 30 days"):
+            check_since(earliest - EDGE_GRACE - timedelta(minutes=1), now)
+        db.session.remove()
 
 
 def test_replay_sends_the_missed_events_oldest_first_as_new_messages(app, admin_client, receiver, delivery_processes,

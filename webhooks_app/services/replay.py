@@ -44,6 +44,9 @@ ALIVE_PREFIX = "webhooks:replay-alive:"
 LOCK_PREFIX = "webhooks:lock:replay:"
 ALIVE_MARGIN_MILLISECONDS = 30_000
 DEFAULT_LOOKBACK = timedelta(hours=24)
+# A Since this much before the retention window's start is taken as its start: the edge the dialog offered
+# moves on while the dialog is open.
+EDGE_GRACE = timedelta(minutes=15)
 
 
 class ReplayError(ValueError):
@@ -61,6 +64,8 @@ def check_since(since: datetime, now: datetime | None = None) -> datetime:
     earliest = retention_start(now)
     if since > now:
         raise ReplayError(f"Since is in the future ({since:%Y-%m-%d %H:%M} UTC): choose a time before now.")
+    if earliest - EDGE_GRACE <= since < earliest:
+        return earliest  # the window's edge as the dialog offered it, which has moved on while it was open
     if since < earliest:
         days = current_app.config["WEBHOOKS_LOG_RETENTION_DAYS"]
         raise ReplayError(f"Since must be within the last {days} days, the events the log keeps: "
@@ -89,8 +94,10 @@ def default_since(webhook: Webhook, now: datetime | None = None) -> datetime:
     moments = [moment for moment in (failure_streak_start(webhook.id),
                                      None if webhook.enabled else webhook.disabled_at) if moment is not None]
     since = min(moments) if moments else max(now - DEFAULT_LOOKBACK, webhook.created_at)
-    # To the minute, as the dialog's datetime-local input shows it.
-    return min(max(since, retention_start(now)), now).replace(second=0, microsecond=0)
+    earliest = retention_start(now)
+    # To the minute, as the dialog's datetime-local input shows it; up, not down, at the retention window's edge.
+    since = min(max(since, earliest), now).replace(second=0, microsecond=0)
+    return since + timedelta(minutes=1) if since < earliest else since
 
 
 def subscribed_types(webhook_id: int) -> list[str]:

@@ -69,9 +69,13 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
         .order_by(Message.created_at)
         .limit(batch_size)
     )
+    # A running replay has yet to look at the events after its cursor: they stay until it has, even once they
+    # are past the retention period (the replay was asked for while they were inside it).
+    awaited_by_replay = exists().where(Replay.status == ReplayStatus.RUNNING, Event.id > Replay.cursor_event_id,
+                                       Event.id <= Replay.last_event_id)
     orphaned_events = (
         select(Event.id)
-        .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id))
+        .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id), ~awaited_by_replay)
         .limit(batch_size)
     )
 
