@@ -216,6 +216,8 @@ class OwedNotification(db.Model):
     # Until then the sweep leaves it to its queue entry (or to the actor's retries, once one has started).
     next_enqueue_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # The one queue entry that may send it: an entry the sweep has since replaced finds another token and ends.
+    queue_token: Mapped[str | None] = mapped_column(String(36))
 
 
 class MetricCounter(db.Model):

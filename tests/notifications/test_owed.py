@@ -81,3 +81,34 @@ def test_the_sweep_gives_up_a_notification_unsent_for_two_days_and_queues_the_ot
         assert rows[1].finished_at is None and rows[1].next_enqueue_at > now
         assert rows[2].finished_at is None
         assert requeue_owed_notifications() == 0  # the re-queued one has a new lease
+
+
+def test_only_the_newest_queue_entry_of_a_notification_sends_it(app, fresh_redis, smtp_server, monkeypatch):
+    """When the sweep puts a notification back on the queue while its first entry still waits (a busy worker), the
+    first entry finds another token and sends nothing; the newest sends it once, and running it again sends no more."""
+    from webhooks_app.services.notifications import requeue_owed_notifications, send_notification
+
+    make_user(app, ADMIN_EMAIL, ADMIN_PASSWORD, is_admin=True)
+    for name, value in {"MAIL_URL": smtp_server.url, "MAIL_FROM": "webhooks@example.com",
+                        "WEBHOOKS_NOTIFY_EMAILS": ("ops@example.com",)}.items():
+        monkeypatch.setitem(app.config, name, value)
+    webhook_id, _ = add_webhook(app, "https://hooks.example.com/twice", name="Twice")
+    with app.app_context():
+        past = utcnow() - timedelta(minutes=2)
+        webhook = db.session.get(Webhook, webhook_id)
+        webhook.enabled, webhook.disabled_at, webhook.disabled_reason = False, past, "All 6 delivery attempts failed."
+        owed = OwedNotification(kind=DISABLED, webhook_id=webhook_id, created_at=past, next_enqueue_at=past,
+                                queue_token="first-entry")
+        db.session.add(owed)
+        db.session.commit()
+        owed_id = owed.id
+        assert requeue_owed_notifications() == 1  # the first entry's lease ran out: a second entry
+        newest = db.session.get(OwedNotification, owed_id).queue_token
+        db.session.remove()
+    assert newest != "first-entry"
+    for token in ("first-entry", newest, newest, "first-entry"):
+        with app.app_context():
+            send_notification.fn(owed_id, token)
+            db.session.remove()
+    assert [mail.subject for mail in smtp_server.received] == ["Webhook “Twice” was disabled"]
+    assert owed_rows(app) == [(DISABLED, True)]

@@ -6,6 +6,7 @@ MAIL_URL only logged."""
 
 import logging
 import smtplib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -47,25 +48,30 @@ class Notification:
     message_id: int | None = None
 
 
-def store_notifications(notifications: list[Notification]) -> list[int]:
-    """Store the notifications a delivery's transaction decided (callers commit); returns their ids."""
+def new_queue_token() -> str:
+    return str(uuid.uuid4())
+
+
+def store_notifications(notifications: list[Notification]) -> list[tuple[int, str]]:
+    """Store the notifications a delivery's transaction decided (callers commit); returns (id, queue token) pairs."""
     if not notifications:  # nearly every batch: no flush on the delivery's hot path
         return []
     now = utcnow()
     rows = [OwedNotification(kind=notification.kind, webhook_id=notification.webhook_id,
-                             message_id=notification.message_id, created_at=now, next_enqueue_at=now + ENQUEUE_LEASE)
+                             message_id=notification.message_id, created_at=now, next_enqueue_at=now + ENQUEUE_LEASE,
+                             queue_token=new_queue_token())
             for notification in notifications]
     db.session.add_all(rows)
     db.session.flush()
-    return [row.id for row in rows]
+    return [(row.id, row.queue_token) for row in rows]
 
 
-def enqueue_notifications(owed_ids: list[int]) -> None:
+def enqueue_notifications(owed: list[tuple[int, str]]) -> None:
     """Put committed notifications on the queue; with Redis down the scheduler does it once Redis answers."""
     backoff = int(current_app.config["MAIL_RETRY_SECONDS"] * 1000)
-    for owed_id in owed_ids:
+    for owed_id, queue_token in owed:
         try:
-            send_notification.send_with_options(args=(owed_id,), min_backoff=backoff)
+            send_notification.send_with_options(args=(owed_id, queue_token), min_backoff=backoff)
         except redis.RedisError as error:
             logger.error("Redis unavailable: notification %s is emailed when it answers (%s)", owed_id, error)
 
@@ -88,12 +94,21 @@ def requeue_owed_notifications() -> int:
                            .execution_options(synchronize_session=False))
         logger.error("Gave up %d notification email(s) still unsent %s after they were decided (see the worker's "
                      "earlier errors)", len(stale), GIVE_UP_AFTER)
-    if due:
-        db.session.execute(update(OwedNotification).where(OwedNotification.id.in_(due))
-                           .values(next_enqueue_at=now + ENQUEUE_LEASE).execution_options(synchronize_session=False))
+    requeued = []
+    for owed_id in due:
+        # Each with a new token, and only if still unclaimed: an actor that took it meanwhile keeps it.
+        token = new_queue_token()
+        taken = db.session.execute(
+            update(OwedNotification)
+            .where(OwedNotification.id == owed_id, OwedNotification.finished_at.is_(None),
+                   OwedNotification.next_enqueue_at <= now)
+            .values(next_enqueue_at=now + ENQUEUE_LEASE, queue_token=token)
+            .execution_options(synchronize_session=False)).rowcount
+        if taken:
+            requeued.append((owed_id, token))
     db.session.commit()
-    enqueue_notifications(due)
-    return len(due)
+    enqueue_notifications(requeued)
+    return len(requeued)
 
 
 def finish(owed_id: int) -> None:
@@ -102,17 +117,32 @@ def finish(owed_id: int) -> None:
     db.session.commit()
 
 
+def claim(owed_id: int, queue_token: str | None) -> bool:
+    """Take a stored notification for this queue entry (its retries included) for TRYING_LEASE; False when it is
+    finished or the sweep gave it to a newer entry."""
+    return bool(db.session.execute(
+        update(OwedNotification)
+        .where(OwedNotification.id == owed_id, OwedNotification.finished_at.is_(None),
+               OwedNotification.queue_token.is_(None) if queue_token is None
+               else OwedNotification.queue_token == queue_token)
+        .values(next_enqueue_at=utcnow() + TRYING_LEASE)
+        .execution_options(synchronize_session=False)).rowcount)
+
+
 @actor(queue_name=NOTIFICATION_QUEUE, max_retries=MAIL_MAX_RETRIES, time_limit=90_000,
        max_backoff=MAIL_MAX_BACKOFF_MILLISECONDS)
-def send_notification(owed_id: int) -> None:
-    """Email (or log) one stored notification, once; a mail server that is down or answers 4xx is tried again."""
-    owed = db.session.get(OwedNotification, owed_id)
-    if owed is None or owed.finished_at is not None:
+def send_notification(owed_id: int, queue_token: str | None = None) -> None:
+    """Email (or log) one stored notification, once; a mail server that is down or answers 4xx is tried again.
+
+    Only the queue entry holding the row's token sends it, so two entries (the sweep put one back while the
+    first was still waiting) never send two emails.
+    """
+    if not claim(owed_id, queue_token):
         db.session.commit()
         return
-    kind, webhook_id = owed.kind, owed.webhook_id
-    owed.next_enqueue_at = utcnow() + TRYING_LEASE  # the actor's retries have it from now on
-    composed = compose(kind, webhook_id, owed.message_id)
+    owed = db.session.get(OwedNotification, owed_id)
+    kind, webhook_id, message_id = owed.kind, owed.webhook_id, owed.message_id
+    composed = compose(kind, webhook_id, message_id)
     db.session.commit()  # end the transaction before the network
     if composed is not None:
         email_or_log(kind, webhook_id, *composed)
