@@ -95,14 +95,26 @@
     });
   }
 
+  // The UTC offset of a local time typed into a form (getTimezoneOffset: UTC minus local, in minutes), or null.
+  function offsetOf(since) {
+    var typed = typeof since === "string" && since ? new Date(since) : null;
+    return typed && !isNaN(typed) ? String(typed.getTimezoneOffset()) : null;
+  }
+
   document.addEventListener("htmx:configRequest", function (event) {
     var parameters = event.detail.parameters;
-    var since = parameters.since;
-    if (typeof since === "string" && since && parameters.tz_offset !== undefined) {
-      var typed = new Date(since);
-      if (!isNaN(typed)) parameters.tz_offset = String(typed.getTimezoneOffset());
-    }
+    var offset = parameters.tz_offset !== undefined ? offsetOf(parameters.since) : null;
+    if (offset !== null) parameters.tz_offset = offset;
   });
+
+  // A form sent without htmx (the dialog opened as a page of its own) carries the offset in its hidden field.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var zone = form.elements && form.elements.namedItem("tz_offset");
+    var since = form.elements && form.elements.namedItem("since");
+    var offset = zone && since ? offsetOf(since.value) : null;
+    if (offset !== null) zone.value = offset;
+  }, true);
 
   // ---- Errors --------------------------------------------------------------------------------------------------
   // Say that a request failed, where the server's error fragment would have gone (errors/error.html).

@@ -161,3 +161,30 @@ def test_reset_secret_with_an_overlap_and_expire_now(app, page: Page, sign_in):
     expect(page.locator(f"#webhook-row-{webhook_id}").get_by_role("link", name="Rotating")).to_be_focused()
     with app.app_context():
         assert db.session.get(Webhook, webhook_id).previous_secret_encrypted is None
+
+
+def test_the_replay_page_opened_on_its_own_sends_the_local_time_shown(app, browser, live_server):
+    """Opened as a page of its own (a bookmark, a reload) in a browser on India time, the Replay form shows Since in
+    local time and, sent without htmx, starts the replay at that moment in UTC, not 5 h 30 earlier or later."""
+    from sqlalchemy import select
+
+    from webhooks_app.models import Replay
+
+    history = build_history(app, "https://hooks.example.com/replay-page")
+    context = browser.new_context(base_url=live_server.url, viewport=WIDE, timezone_id="Asia/Kolkata")
+    context.set_default_timeout(WAIT_MS)
+    try:
+        page = sign_in_page(app, context.new_page(), f"{WEBHOOKS_PATH}/{history.webhook_id}/replay")
+        since = page.get_by_label("Since")
+        india = timedelta(hours=5, minutes=30)
+        expect(since).to_have_value((history.streak_started + india).strftime("%Y-%m-%dT%H:%M"))
+        chosen = (utcnow() - timedelta(hours=6)).replace(second=0, microsecond=0)
+        since.fill((chosen + india).strftime("%Y-%m-%dT%H:%M"))
+        page.get_by_role("button", name="Replay").click()
+        expect(page.get_by_role("heading", name="Replay started")).to_be_visible()
+    finally:
+        context.close()
+    with app.app_context():
+        started = list(db.session.scalars(select(Replay.since)))
+        db.session.remove()
+    assert started == [chosen]
