@@ -127,6 +127,13 @@ def test_since_outside_the_retention_window_or_unreadable_is_refused_clearly(app
                                  headers=HTMX)
     assert bad_zone.status_code == 422 and "time zone offset is not understood" in text_of(bad_zone)
     assert admin_client.post(url, data={"since": minute(utcnow())}, headers=HTMX).status_code == 400  # no CSRF
+    out_of_range = "Since is out of range once converted to UTC"
+    count = admin_client.get(f"{url}/count", query_string={"since": "9999-12-31T23:59", "tz_offset": "1440"},
+                             headers=HTMX)
+    assert count.status_code == 200 and out_of_range in text_of(count)
+    answer = admin_client.post(url, data=replay_form(admin_client, "9999-12-31T23:59", tz_offset="1440"),
+                               headers=HTMX)
+    assert answer.status_code == 422 and out_of_range in text_of(select_one(answer, "#since-errors"))
     assert replay_rows(app) == []
 
 

@@ -10,6 +10,7 @@ from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 from ..events import EVENT_TYPES
 from ..services.endpoint_urls import endpoint_url_problem
+from ..services.replay import ReplayError
 from ..services.secret_rotation import OVERLAP_CHOICES
 from ..services.webhooks import NAME_MAX_LENGTH, WebhookFields
 
@@ -107,5 +108,9 @@ class ReplayForm(FlaskForm):
         Optional(), NumberRange(min=-1440, max=1440, message="The time zone offset is not understood.")])
 
     def since_utc(self) -> datetime:
-        """The time entered, in UTC (JavaScript's getTimezoneOffset is UTC minus local time, in minutes)."""
-        return self.since.data + timedelta(minutes=self.tz_offset.data or 0)
+        """The time entered, in UTC (JavaScript's getTimezoneOffset is UTC minus local time, in minutes); ReplayError
+        when that falls outside the calendar (year 9999 seen from a time zone behind UTC)."""
+        try:
+            return self.since.data + timedelta(minutes=self.tz_offset.data or 0)
+        except OverflowError:
+            raise ReplayError("Since is out of range once converted to UTC: choose a time before now.") from None
