@@ -5,6 +5,7 @@ real worker), the token is the new secret, Expire now ends the overlap, and an e
 from datetime import timedelta
 
 import pytest
+from api.management import WEBHOOKS, call, scoped_token
 from conftest import wait_for
 from markup import parse, select_all, select_one, text_of
 from sqlalchemy import update
@@ -180,3 +181,32 @@ def test_an_unknown_overlap_is_refused_beside_the_choice(app, admin_client, over
         select_one(parse(response), "#overlap-errors"))
     with app.app_context():
         assert decrypt_secret(db.session.get(Webhook, webhook_id).secret_encrypted) == old
+
+
+@pytest.mark.parametrize("change", ["edit", "toggle", "api"])
+def test_any_change_to_the_webhook_removes_an_expired_secret(app, admin_client, change):
+    """The Edit dialog, the Status toggle and the API's PATCH each remove a replaced secret whose overlap is over
+    (the change to the webhook runs the same service function); a valid one stays."""
+    webhook_id, _ = add_webhook(app, "https://hooks.example.com/changed")
+    valid_id, _ = add_webhook(app, "https://hooks.example.com/still-valid")
+    for each in (webhook_id, valid_id):
+        reset(admin_client, each, "3600")
+    with app.app_context():
+        db.session.execute(update(Webhook).where(Webhook.id == webhook_id)
+                           .values(previous_secret_expires_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+    for each in (webhook_id, valid_id):
+        if change == "edit":
+            answer = admin_client.post(f"{BASE}/{each}/edit", headers=HTMX, data={
+                "csrf_token": admin_client.csrf_token, "name": "Renamed", "url": stored(app, each).url,
+                "events": "asset.create", "enabled": "y"})
+        elif change == "toggle":
+            answer = admin_client.post(f"{BASE}/{each}/toggle", headers=HTMX,
+                                       data={"csrf_token": admin_client.csrf_token})
+        else:
+            answer = call(app.test_client(), "PATCH", f"{WEBHOOKS}/{each}", scoped_token(app),
+                          json={"name": "Renamed"}, headers={"If-Match": "*"})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert stored(app, webhook_id).previous_secret_encrypted is None
+    assert stored(app, webhook_id).previous_secret_expires_at is None
+    assert stored(app, valid_id).previous_secret_encrypted is not None

@@ -13,7 +13,9 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..models import Webhook, utcnow
 from ..secrets_vault import decrypt_secret, encrypt_secret, generate_secret
-from .webhooks import get_webhook
+from .webhooks import forget_previous_secret, get_webhook, previous_secret_valid_until
+
+__all__ = ["OVERLAP_CHOICES", "expire_previous_secret", "previous_secret_valid_until", "reset_secret"]
 
 # (seconds, label) of the "Old secret stays valid" choices; 0 is the seed's behaviour and the default.
 OVERLAP_CHOICES = ((0, "Stop at once"), (3600, "1 hour"), (86400, "24 hours"), (604800, "7 days"))
@@ -34,38 +36,19 @@ def reset_secret(webhook_id: int, overlap_seconds: int = 0, now: datetime | None
         webhook.previous_secret_encrypted = webhook.secret_encrypted
         webhook.previous_secret_expires_at = now + timedelta(seconds=overlap_seconds)
     else:
-        _forget_previous(webhook)
+        forget_previous_secret(webhook)
     webhook.secret_encrypted = encrypt_secret(secret)
     db.session.flush()
     return secret
-
-
-def previous_secret_valid_until(webhook: Webhook, now: datetime | None = None) -> datetime | None:
-    """When the webhook's replaced secret stops being valid; None when it has none (or it has expired)."""
-    expires_at = webhook.previous_secret_expires_at
-    if webhook.previous_secret_encrypted is None or expires_at is None or expires_at <= (now or utcnow()):
-        return None
-    return expires_at
 
 
 def expire_previous_secret(webhook_id: int) -> bool:
     """End a replaced secret's overlap now (Expire now); False when there was none."""
     webhook = get_webhook(webhook_id)
     had_one = previous_secret_valid_until(webhook) is not None
-    _forget_previous(webhook)
+    forget_previous_secret(webhook)
     db.session.flush()
     return had_one
-
-
-def forget_expired_previous_secret(webhook: Webhook, now: datetime | None = None) -> None:
-    """Remove the webhook's replaced secret from the row if its overlap is over (on a change to the webhook)."""
-    if webhook.previous_secret_encrypted is not None and previous_secret_valid_until(webhook, now) is None:
-        _forget_previous(webhook)
-
-
-def _forget_previous(webhook: Webhook) -> None:
-    webhook.previous_secret_encrypted = None
-    webhook.previous_secret_expires_at = None
 
 
 def clear_expired_previous_secrets(webhook_ids: list[int] | None = None, now: datetime | None = None) -> int:

@@ -1,6 +1,7 @@
 """Create, change, enable, delete webhooks and reset their secrets; callers commit."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -89,22 +90,44 @@ def create_webhook(fields: WebhookFields) -> tuple[Webhook, str]:
 
 
 def update_webhook(webhook_id: int, fields: WebhookFields) -> Webhook:
-    """Change a webhook's name, URL, events and enabled state."""
+    """Change a webhook's name, URL, events and enabled state (a replaced secret whose overlap is over goes too)."""
     webhook = get_webhook(webhook_id)
     webhook.name = fields.name
     webhook.url = fields.url
     _set_event_types(webhook, fields.event_types)
     _apply_enabled(webhook, fields.enabled)
+    forget_expired_previous_secret(webhook)
     db.session.flush()
     return webhook
 
 
 def set_webhook_enabled(webhook_id: int, enabled: bool) -> Webhook:
-    """Turn a webhook on or off; turning it on clears any automatic-disable reason."""
+    """Turn a webhook on or off; turning it on clears any automatic-disable reason (a replaced secret whose
+    overlap is over goes too)."""
     webhook = get_webhook(webhook_id)
     _apply_enabled(webhook, enabled)
+    forget_expired_previous_secret(webhook)
     db.session.flush()
     return webhook
+
+
+def previous_secret_valid_until(webhook: Webhook, now: datetime | None = None) -> datetime | None:
+    """When the webhook's replaced secret stops being valid; None when it has none (or it has expired)."""
+    expires_at = webhook.previous_secret_expires_at
+    if webhook.previous_secret_encrypted is None or expires_at is None or expires_at <= (now or utcnow()):
+        return None
+    return expires_at
+
+
+def forget_previous_secret(webhook: Webhook) -> None:
+    webhook.previous_secret_encrypted = None
+    webhook.previous_secret_expires_at = None
+
+
+def forget_expired_previous_secret(webhook: Webhook, now: datetime | None = None) -> None:
+    """Remove the webhook's replaced secret from the row if its overlap is over (on any change to the webhook)."""
+    if webhook.previous_secret_encrypted is not None and previous_secret_valid_until(webhook, now) is None:
+        forget_previous_secret(webhook)
 
 
 def delete_webhook(webhook_id: int) -> None:

@@ -125,8 +125,7 @@ def edit(webhook_id: int):
     webhook = load_webhook_or_404(webhook_id)
     form = WebhookForm(obj=webhook, events=webhook.event_types)
     if form.validate_on_submit():
-        webhook = webhook_service.update_webhook(webhook_id, form.to_fields())
-        secret_rotation.forget_expired_previous_secret(webhook)
+        webhook_service.update_webhook(webhook_id, form.to_fields())
         db.session.commit()
         return dialog_done(f"Webhook “{form.name.data}” saved.")
     return form_dialog(form, webhook)
