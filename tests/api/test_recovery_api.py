@@ -69,6 +69,22 @@ def test_send_again_queues_a_copy_delivered_by_the_worker_and_a_second_call_answ
             f"sent message {original} again as {body['messageId']}") in audit_entries(app)
 
 
+def test_send_again_while_the_copy_is_pending_answers_it_and_the_audit_says_so(app, client, token):
+    """A second send-again while the first copy is still Queued answers that copy (alreadyPending) and makes no
+    other; its audit entry says nothing was sent, not that it was sent again."""
+    history = build_history(app, "https://hooks.example.com/pending-copy")
+    event_uuid = history.missed[1]
+    original = uuid_of(app, history.failed_messages[event_uuid])
+    first = call(client, "POST", f"{MESSAGES}/{original}/send-again", token).get_json()
+    second = call(client, "POST", f"{MESSAGES}/{original}/send-again", token).get_json()
+    assert (first["alreadyPending"], second["alreadyPending"]) == (False, True)
+    assert second["messageId"] == first["messageId"]
+    assert len(messages_of_event(app, event_uuid)) == 2
+    summaries = [entry[4] for entry in audit_entries(app)]
+    assert summaries == [f"sent message {original} again as {first['messageId']}",
+                         f"message {original}: its copy {first['messageId']} was already pending, nothing sent"]
+
+
 def test_send_again_refusals_name_the_problem(app, client, token):
     """Unknown message: 404; a test message or a disabled webhook's: 409 with the UI's words; a read-only token:
     403 naming webhooks:write. Nothing is stored by a refusal."""
@@ -161,8 +177,10 @@ def test_reset_secret_with_an_overlap_signs_with_both_until_the_old_one_is_expir
     created = create(client, token, url=receiver.url("/rotated")).get_json()
     webhook_id, old_secret = created["id"], created["secret"]
     assert created["previousSecretExpiresAt"] is None
-    assert call(client, "POST", f"{WEBHOOKS}/{webhook_id}/reset-secret", token,
-                json={"oldSecretValidFor": 60}).status_code == 422
+    refused = call(client, "POST", f"{WEBHOOKS}/{webhook_id}/reset-secret", token, json={"oldSecretValidFor": 60})
+    assert refused.status_code == 422 and refused.get_json()["error"] == {
+        "field": "oldSecretValidFor", "message": "Choose how long the old secret stays valid: Stop at once, 1 hour, "
+                                                 "24 hours, 7 days (in seconds: 0, 3600, 86400, 604800)."}
 
     reset = call(client, "POST", f"{WEBHOOKS}/{webhook_id}/reset-secret", token, json={"oldSecretValidFor": 3600})
     assert reset.status_code == 200, reset.get_data(as_text=True)

@@ -8,6 +8,7 @@ from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.plugins.flask_plugin import FlaskPlugin
 
 from ..ids import MAX_DATABASE_ID
+from ..services.secret_rotation import OVERLAP_CHOICES, OVERLAP_REFUSED
 from .blueprint import bp
 from .errors import ApiError
 from .schemas import ErrorBody
@@ -50,6 +51,11 @@ class ApiPlugin(FlaskPlugin):
         return func.__name__
 
 
+# Fields refused in the UI's words, where the model's own would be pydantic's ("Input should be 0, 3600, …").
+UI_MESSAGES = {"oldSecretValidFor": f"{OVERLAP_REFUSED[:-1]} (in seconds: "
+                                    f"{', '.join(str(seconds) for seconds, _ in OVERLAP_CHOICES)})."}
+
+
 def refuse_invalid_input(request, response, validation_error, instance, model_adapter) -> None:
     """Answer a request the models refuse with 422 in the API's error shape (the first problem, by field)."""
     if validation_error is None:
@@ -58,6 +64,8 @@ def refuse_invalid_input(request, response, validation_error, instance, model_ad
     location = [str(part) for part in problem["loc"]]
     field = location[0] if location else "body"
     where = f" (at {'.'.join(location)})" if len(location) > 1 else ""
+    if len(location) == 1 and field in UI_MESSAGES:
+        raise ApiError(422, field, UI_MESSAGES[field])
     raise ApiError(422, field[:64], f"{problem['msg']}{where}")
 
 

@@ -45,7 +45,8 @@ def send_message_again(message_uuid):
         result = send_again(message.id)
     except SendAgainRefused as error:
         raise ApiError(409, "messageId", str(error)) from None
-    note(f"sent message {message_uuid} again as {result.message_uuid}")
+    note(f"message {message_uuid}: its copy {result.message_uuid} was already pending, nothing sent"
+         if result.already_pending else f"sent message {message_uuid} again as {result.message_uuid}")
     if not result.already_pending:
         after_commit(lambda: request_batches([result.webhook_id]))
     response = jsonify({"messageId": result.message_uuid, "status": "queued",

@@ -15,11 +15,10 @@ from ..models import Webhook, utcnow
 from ..secrets_vault import decrypt_secret, encrypt_secret, generate_secret
 from .webhooks import forget_previous_secret, get_webhook, previous_secret_valid_until
 
-__all__ = ["OVERLAP_CHOICES", "expire_previous_secret", "previous_secret_valid_until", "reset_secret"]
-
 # (seconds, label) of the "Old secret stays valid" choices; 0 is the seed's behaviour and the default.
 OVERLAP_CHOICES = ((0, "Stop at once"), (3600, "1 hour"), (86400, "24 hours"), (604800, "7 days"))
 OVERLAP_SECONDS = frozenset(seconds for seconds, _ in OVERLAP_CHOICES)
+OVERLAP_REFUSED = f"Choose how long the old secret stays valid: {', '.join(label for _, label in OVERLAP_CHOICES)}."
 
 
 def reset_secret(webhook_id: int, overlap_seconds: int = 0, now: datetime | None = None) -> str:

@@ -11,7 +11,7 @@ from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 from ..events import EVENT_TYPES
 from ..services.endpoint_urls import endpoint_url_problem
 from ..services.replay import ReplayError
-from ..services.secret_rotation import OVERLAP_CHOICES
+from ..services.secret_rotation import OVERLAP_CHOICES, OVERLAP_REFUSED
 from ..services.webhooks import NAME_MAX_LENGTH, WebhookFields
 
 
@@ -88,8 +88,7 @@ class ResetSecretForm(FlaskForm):
 
     def validate_overlap(self, field) -> None:
         if field.data not in {str(seconds) for seconds, _ in OVERLAP_CHOICES}:
-            raise ValidationError("Choose how long the old secret stays valid: "
-                                  f"{', '.join(label for _, label in OVERLAP_CHOICES)}.")
+            raise ValidationError(OVERLAP_REFUSED)
 
     def overlap_seconds(self) -> int:
         return int(self.overlap.data)
