@@ -81,7 +81,8 @@ class Webhook(db.Model):
 
     @property
     def event_types(self) -> list[str]:
-        return [subscription.event_type for subscription in self.subscriptions]
+        """In name order, as the database returns them, also right after a change added some."""
+        return sorted(subscription.event_type for subscription in self.subscriptions)
 
 
 class WebhookSubscription(db.Model):

@@ -144,6 +144,24 @@ def test_patch_needs_the_current_etag_so_two_scripts_cannot_overwrite_each_other
     assert stored_webhooks(app) == [("Script A", "https://b.example.com/", True, ["user.update"])]
 
 
+def test_a_patch_answers_the_etag_a_read_gives_and_a_new_updated_at_for_new_events(app, client, token):
+    """A PATCH that adds events answers them in name order with the ETag a GET then gives, so the script can PATCH
+    again with it; a change of the events alone is a change (new updatedAt); a PATCH that changes nothing is not."""
+    created = create(client, token, events=["user.create"])
+    url = created.headers["Location"]
+    changed = call(client, "PATCH", url, token, json={"events": ["user.create", "asset.create"]},
+                   headers={"If-Match": created.headers["ETag"]})
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert changed.get_json()["events"] == ["asset.create", "user.create"]
+    assert changed.get_json()["updatedAt"] != created.get_json()["updatedAt"]
+    assert call(client, "GET", url, token).headers["ETag"] == changed.headers["ETag"]
+    again = call(client, "PATCH", url, token, json={"name": "Renamed"}, headers={"If-Match": changed.headers["ETag"]})
+    assert again.status_code == 200, again.get_data(as_text=True)
+    same = call(client, "PATCH", url, token, json={"events": ["user.create", "asset.create"]},
+                headers={"If-Match": again.headers["ETag"]})
+    assert same.status_code == 200 and same.headers["ETag"] == again.headers["ETag"]
+
+
 def test_patch_keeps_the_fields_left_out_and_applies_the_forms_rules(app, client, token):
     """A PATCH of one field keeps the others; a change the form would refuse is 422 with its message and changes
     nothing; enabling clears the reason an automatic disable stored."""

@@ -66,3 +66,21 @@ def test_a_webhook_disabled_by_failures_is_told_from_one_switched_off(app, admin
     assert "failed" in automatic_switch["class"]
     assert automatic_switch["aria-describedby"] == f"webhook-reason-{automatic}"
     assert text_of(select_one(page, f"#webhook-reason-{automatic}")) == "Disabled automatically after failures"
+
+
+def test_an_open_page_redraws_when_another_admin_changes_only_a_webhooks_events(app, admin_client):
+    """The Webhooks page's live poll answers 204 while nothing changed, and the new table once another administrator
+    has changed only a webhook's events (the change is to its subscriptions' rows, not its own)."""
+    with app.app_context():
+        webhook_id = make_webhook()
+        db.session.commit()
+        db.session.remove()
+    page = admin_client.get(BASE)
+    live_url = select_one(page, "[data-live-poll]")["hx-get"]
+    assert admin_client.get(live_url, headers={"HX-Request": "true"}).status_code == 204
+    edited = admin_client.post(f"{BASE}/{webhook_id}/edit", headers={"HX-Request": "true"}, data={
+        "csrf_token": admin_client.csrf_token, "name": "Receiver", "url": "https://hooks.example.com/x",
+        "events": ["asset.create", "user.create"], "enabled": "y"})
+    assert edited.status_code == 200, edited.get_data(as_text=True)
+    redrawn = admin_client.get(live_url, headers={"HX-Request": "true"})
+    assert redrawn.status_code == 200 and "user.create" in redrawn.get_data(as_text=True)

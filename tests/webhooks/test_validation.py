@@ -20,6 +20,7 @@ BAD_INPUTS = [
     ("angle bracket", {"url": "https://hooks.example.com/<x>"}, "must be percent-encoded"),
     ("broken escape", {"url": "https://hooks.example.com/100%"}, "two hexadecimal digits"),
     ("bad port", {"url": "https://hooks.example.com:99999/"}, "cannot be read"),
+    ("port 0", {"url": "https://hooks.example.com:0/"}, "port is 0"),
     ("3000-character URL", {"url": "https://hooks.example.com/" + "a" * 2974}, "3,000 characters long"),
     ("empty URL", {"url": ""}, "Enter the endpoint URL."),
     ("label over 63", {"url": "https://" + "a" * 64 + ".example/"}, "is 64 characters long; each part between dots"),

@@ -83,6 +83,8 @@ def endpoint_url_problem(url: str) -> str | None:
         return f"The URL cannot be read: {error}."
     if parts.scheme.lower() != "https":
         return "HTTPS is required: the endpoint URL must start with https://."
+    if parts.port == 0:
+        return "The URL's port is 0, which no server listens on: give a port from 1 to 65535, or none for 443."
     if "@" in parts.netloc:
         return ("The URL contains a user name or password (before “@”). Endpoint URLs may not carry credentials: "
                 "every message carries the webhook's secret for the endpoint to check.")

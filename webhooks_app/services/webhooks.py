@@ -54,6 +54,9 @@ def _set_event_types(webhook: Webhook, event_types: tuple[str, ...]) -> None:
     if not event_types:
         raise ValueError("a webhook needs at least one event")
     wanted = set(event_types)
+    if webhook.id is not None and wanted != {s.event_type for s in webhook.subscriptions}:
+        # Only the subscriptions' rows change: a new updated_at tells open pages and API clients it changed.
+        webhook.updated_at = utcnow()
     webhook.subscriptions = [s for s in webhook.subscriptions if s.event_type in wanted]
     present = {s.event_type for s in webhook.subscriptions}
     for event_type in EVENT_NAMES:
