@@ -132,10 +132,9 @@ class Receiver:
         """`/ok` 204, `/status/NNN` NNN, `/big` 200 with 1 MiB, `/hostile` 500 with markup, `/slow/S` 204 after S s.
 
         `/retry-after/NNN/VALUE` answers NNN with `Retry-After: VALUE` (percent-decoded).
-        Paths starting `/cookie` also set a cookie; `/echo` answers 200 with the request's body; `/hang` never
         Paths starting `/cookie` also set a cookie; `/headers` also send 62 more headers (one echoing the token);
-        `/echo` answers 200 with the request's body; `/hang` never
-        answers; `/fail-first` answers 500 to a message's first delivery and 204 to the next ones.
+        `/echo` answers 200 with the request's body; `/hang` never answers; `/fail-first` answers 500 to a
+        message's first delivery and 204 to the next ones; `/nul` 200 with a NUL and a lone surrogate's bytes.
         """
         if path.startswith(("/status/", "/retry-after/")):
             return int(path.split("/")[2]), f"answer {path}".encode()
@@ -145,6 +144,8 @@ class Receiver:
             return 200, b""
         if path.startswith("/hostile"):
             return 500, b"<script>alert('owned')</script>" + b"y" * 4000
+        if path.startswith("/nul"):
+            return 200, b"ok\x00ok \xed\xa0\x80"  # a NUL, and the UTF-8 bytes of a lone surrogate
         return 204, b""
 
     def wait_for_count(self, count: int, path_prefix: str = "", timeout: float = 30) -> list[Received]:

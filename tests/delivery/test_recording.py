@@ -1,6 +1,8 @@
-"""Recording an attempt the endpoint already answered survives a database connection that drops meanwhile."""
+"""Recording an attempt the endpoint already answered survives a database connection that drops meanwhile, an
+answer no text column can hold, and its webhook being deleted during the send."""
 
 import sqlite3
+import threading
 
 import psycopg
 from sqlalchemy import event, func, select
@@ -87,3 +89,45 @@ def test_a_single_message_survives_the_same_drop(app, app_context, receiver):
     finally:
         event.remove(db.engine, "before_cursor_execute", dropper)
     assert dropper.broken == 1 and len(receiver.received) == 1
+
+
+def test_an_answer_with_a_nul_is_recorded_and_the_message_sent_once(app, app_context, receiver):
+    """An endpoint answering 2xx with a NUL byte and a lone surrogate's bytes (PostgreSQL's text refuses a NUL): the
+    attempt is recorded with U+FFFD in their place, the message is Sent, and nothing is sent again."""
+    webhook_id = owe(receiver.url("/nul"), 1)
+    assert deliver_backlog(webhook_id).sent == 1
+    db.session.expire_all()
+    assert list(db.session.scalars(select(Message.status))) == [MessageStatus.SENT]
+    assert list(db.session.scalars(select(Attempt.response_excerpt))) == ["ok\ufffdok \ufffd\ufffd\ufffd"]
+    assert deliver_backlog(webhook_id).outcomes == {}
+    assert len(receiver.received) == 1
+
+
+def test_an_attempt_under_way_when_its_webhook_is_deleted_is_still_recorded(app, receiver):
+    """The webhook is deleted while its endpoint is answering: the attempt is recorded (with no webhook) and the
+    message is Sent, not left to end as "Not sent" although the endpoint received it."""
+    from webhooks_app.services.webhooks import delete_webhook
+
+    with app.app_context():
+        webhook_id = owe(receiver.url("/slow/1.5"), 1)
+        db.session.remove()
+    outcomes = []
+
+    def deliver():
+        with app.app_context():
+            outcomes.append(deliver_backlog(webhook_id).sent)
+            db.session.remove()
+
+    sender = threading.Thread(target=deliver)
+    sender.start()
+    receiver.wait_for_count(1, "/slow/")
+    with app.app_context():
+        delete_webhook(webhook_id)
+        db.session.commit()
+        db.session.remove()
+    sender.join(timeout=30)
+    assert outcomes == [1]
+    with app.app_context():
+        assert list(db.session.execute(select(Message.status, Message.webhook_id))) == [(MessageStatus.SENT, None)]
+        assert list(db.session.execute(select(Attempt.succeeded, Attempt.webhook_id))) == [(True, None)]
+        db.session.remove()

@@ -112,7 +112,11 @@ def insert_attempt(dialect: str):
     Parameters are the column names prefixed with `attempt_`.
     """
     insert_for_dialect = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return (insert_for_dialect(attempts).values({name: bindparam(f"attempt_{name}") for name in ATTEMPT_COLUMNS})
+    values = {name: bindparam(f"attempt_{name}") for name in ATTEMPT_COLUMNS}
+    # NULL when the webhook was deleted while the message was being sent: the attempt is still recorded.
+    values["webhook_id"] = (select(webhooks.c.id).where(webhooks.c.id == bindparam("attempt_webhook_id"))
+                            .scalar_subquery())
+    return (insert_for_dialect(attempts).values(values)
             .on_conflict_do_nothing(index_elements=[attempts.c.message_id, attempts.c.number]))
 
 

@@ -66,6 +66,14 @@ class AttemptRecord:
                              self.result.succeeded, self.status == MessageStatus.SCHEDULED_RETRY)
 
 
+def storable(text: str | None) -> str | None:
+    """Text every database column holds: a NUL (PostgreSQL's text refuses it) or a lone surrogate becomes U+FFFD,
+    as undecodable bytes of an answer already do. An endpoint's answer is untrusted."""
+    if not text:
+        return text
+    return text.replace("\x00", "\ufffd").encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def retry_wait(number: int, result: SendResult) -> tuple[float, str]:
     """Seconds before the attempt after attempt `number`: the ladder's, or longer when the endpoint's Retry-After
     asks (capped at 24 h); and what to add to the attempt's details about it."""
@@ -111,14 +119,14 @@ def attempt_record(claimed: ClaimedMessage, number: int, started_at: datetime, r
         "attempt_message_id": claimed.id, "attempt_webhook_id": claimed.webhook_id, "attempt_number": number,
         "attempt_started_at": started_at, "attempt_duration_ms": result.duration_ms,
         "attempt_succeeded": result.succeeded, "attempt_status_code": result.status_code,
-        "attempt_error_kind": result.error_kind, "attempt_error_detail": error_detail,
-        "attempt_response_excerpt": result.response_excerpt,
+        "attempt_error_kind": result.error_kind, "attempt_error_detail": storable(error_detail),
+        "attempt_response_excerpt": storable(result.response_excerpt),
         "attempt_request_headers": json.dumps(request_headers) if request_headers else None,
         "attempt_response_headers": json.dumps(result.response_headers) if result.response_headers else None,
     }
     move_on = {
         "move_on_id": claimed.id, "move_on_status": status, "move_on_attempts_made": number, "move_on_updated_at": now,
-        "move_on_next_attempt_at": next_attempt_at, "move_on_failure_reason": failure_reason,
+        "move_on_next_attempt_at": next_attempt_at, "move_on_failure_reason": storable(failure_reason),
         # A retry is put on the queue with a delay when it is scheduled: the sweeper leaves it alone until
         # it is overdue by WEBHOOKS_REQUEUE_AFTER_SECONDS (a delayed entry lost with Redis).
         "move_on_enqueued_at": next_attempt_at,
@@ -200,7 +208,8 @@ def record_batch(records: list[AttemptRecord], release_ids: Sequence[int] = (), 
             owed_ids = _write(records, list(release_ids), list(fail_ids), fail_reason,
                               utcnow() if requeued else None, expired_secret_webhook_id)
             break
-        except (exc.OperationalError, exc.InterfaceError) as error:
+        # IntegrityError: the webhook was deleted between the attempt's look-up of it and the commit.
+        except (exc.OperationalError, exc.InterfaceError, exc.IntegrityError) as error:
             db.session.rollback()
             if number == RECORD_TRIES:
                 raise
