@@ -175,6 +175,25 @@ def test_a_retry_goes_out_when_due_not_when_the_sweeper_looks(app, client, api_t
     assert second.at - first.at >= 1, "the retry came before its ladder step"
 
 
+def test_every_retry_of_a_batch_goes_out_when_due_not_only_the_first(app, client, api_token, receiver, fresh_redis,
+                                                                     certificates):
+    """Three messages sent and failed in one batch fall due a few milliseconds apart: with the sweeper an hour away,
+    each is still retried at its ladder step (the first one's delayed batch alone found only the first due)."""
+    from conftest import DeliveryProcesses, delivery_environment
+
+    add_webhook(app, receiver.url("/fail-first"))
+    processes = DeliveryProcesses(delivery_environment(fresh_redis.url, certificates,
+                                                       WEBHOOKS_SWEEP_INTERVAL_SECONDS="3600"))
+    try:
+        batch = [{"type": "asset.create", "assetId": asset_id, "userId": 1} for asset_id in (1, 2, 3)]
+        response = client.post("/api/v1/events", json=batch, headers={"Authorization": f"Bearer {api_token}"})
+        assert response.status_code == 202, response.get_data(as_text=True)
+        receiver.wait_for_count(6, timeout=20)
+        wait_for(all_sent(app, 3), message="the three messages Sent on their second attempts")
+    finally:
+        processes.stop()
+
+
 def test_a_host_name_no_resolver_can_read_ends_failed_and_disables_the_webhook(app, client, api_token,
                                                                                delivery_processes):
     """A stored URL with a 64-character label (saved before the rules) climbs the ladder to Failed, never stuck."""

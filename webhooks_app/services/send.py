@@ -144,10 +144,12 @@ def send_claimed(claimed: list[ClaimedMessage], full: bool) -> BatchOutcome:
                  fail_reason=fail_reason, expired_secret_webhook_id=expired_secret)
     outcomes = {record.attempt["attempt_message_id"]: record.outcome for record in records}
     outcomes.update({message_id: Outcome.FAILED if fail_reason else Outcome.DEFERRED for message_id in unsent_ids})
-    retries: dict[int, datetime] = {}
+    # A rung's retries fall due over the few seconds its sends took: a batch when the first is due and one when
+    # the last is, so none waits for the sweeper (a minute late).
+    retries: dict[int, list[datetime]] = {}
     for record in records:
         if record.next_attempt_at is not None:
-            number = record.attempt["attempt_number"]
-            retries[number] = min(retries.get(number, record.next_attempt_at), record.next_attempt_at)
+            retries.setdefault(record.attempt["attempt_number"], []).append(record.next_attempt_at)
+    due_times = {moment for rung in retries.values() for moment in (min(rung), max(rung))}
     return BatchOutcome(outcomes, more=full or bool(unsent_ids and not fail_reason),
-                        retries_due=tuple(sorted(retries.values())))
+                        retries_due=tuple(sorted(due_times)))
