@@ -52,6 +52,14 @@ def stored(app, webhook_id: int) -> Webhook:
         return webhook
 
 
+def end_overlap(app, webhook_id: int) -> None:
+    """Make the webhook's replaced secret one whose overlap ended a moment ago."""
+    with app.app_context():
+        db.session.execute(update(Webhook).where(Webhook.id == webhook_id)
+                           .values(previous_secret_expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+
 def verifies(secret: str, delivery, headers) -> bool:
     try:
         StandardWebhook(whsec_form(secret)).verify(delivery.body, headers)
@@ -136,10 +144,7 @@ def test_after_the_overlap_the_old_secret_leaves_the_database(app, admin_client,
     quiet_id, _ = add_webhook(app, receiver.url("/quiet"))
     busy_new = select_one(reset(admin_client, busy_id, "3600"), "textarea#webhook-secret").get_text()
     reset(admin_client, quiet_id, "3600")
-    with app.app_context():
-        db.session.execute(update(Webhook).where(Webhook.id == busy_id)
-                           .values(previous_secret_expires_at=utcnow() - timedelta(seconds=1)))
-        db.session.commit()
+    end_overlap(app, busy_id)
     delivery, headers = deliver_one(app, receiver, "/busy", 4)
     assert len(headers["webhook-signature"].split(" ")) == 1
     assert verifies(busy_new, delivery, headers) and not verifies(busy_old, delivery, headers)
@@ -148,10 +153,7 @@ def test_after_the_overlap_the_old_secret_leaves_the_database(app, admin_client,
     assert stored(app, busy_id).previous_secret_expires_at is None
 
     assert stored(app, quiet_id).previous_secret_encrypted is not None  # still within its hour
-    with app.app_context():
-        db.session.execute(update(Webhook).where(Webhook.id == quiet_id)
-                           .values(previous_secret_expires_at=utcnow() - timedelta(seconds=1)))
-        db.session.commit()
+    end_overlap(app, quiet_id)
     wait_for(lambda: stored(app, quiet_id).previous_secret_encrypted is None, timeout=10,
              message="the scheduler to clear the expired secret")
 
@@ -162,10 +164,8 @@ def test_the_nightly_prune_removes_expired_secrets_too(app, admin_client):
     valid_id, _ = add_webhook(app, "https://hooks.example.com/valid")
     for webhook_id in (expired_id, valid_id):
         reset(admin_client, webhook_id, "604800")
+    end_overlap(app, expired_id)
     with app.app_context():
-        db.session.execute(update(Webhook).where(Webhook.id == expired_id)
-                           .values(previous_secret_expires_at=utcnow() - timedelta(minutes=1)))
-        db.session.commit()
         prune_log(30)
     assert stored(app, expired_id).previous_secret_encrypted is None
     assert stored(app, valid_id).previous_secret_encrypted is not None
@@ -191,10 +191,7 @@ def test_any_change_to_the_webhook_removes_an_expired_secret(app, admin_client, 
     valid_id, _ = add_webhook(app, "https://hooks.example.com/still-valid")
     for each in (webhook_id, valid_id):
         reset(admin_client, each, "3600")
-    with app.app_context():
-        db.session.execute(update(Webhook).where(Webhook.id == webhook_id)
-                           .values(previous_secret_expires_at=utcnow() - timedelta(minutes=1)))
-        db.session.commit()
+    end_overlap(app, webhook_id)
     for each in (webhook_id, valid_id):
         if change == "edit":
             answer = admin_client.post(f"{BASE}/{each}/edit", headers=HTMX, data={
