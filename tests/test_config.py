@@ -3,6 +3,7 @@
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_database_urls_are_rewritten_for_psycopg3(given, expected):
     assert normalize_database_url(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "5,x", "-1", " , "])
+@pytest.mark.parametrize("bad", ["", "5,x", "-1", " , ", "300,inf", "nan"])
 def test_bad_retry_delays_are_refused_with_a_message(bad):
     """A malformed WEBHOOKS_RETRY_DELAYS stops start-up with a message naming the variable."""
     with pytest.raises(ValueError, match="WEBHOOKS_RETRY_DELAYS"):
@@ -85,6 +86,34 @@ def _read_key_after_barrier(instance_path: str, barrier, results) -> None:
         results.put(settings_from_environment({"WEBHOOKS_INSTANCE_PATH": instance_path})["SECRET_KEY"])
     except ValueError as error:
         results.put(f"error: {error}")
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("LOGIN_MAX_FAILURES", "abc", "LOGIN_MAX_FAILURES must be a whole number, not 'abc'"),
+    ("LOGIN_MAX_FAILURES", "0", "LOGIN_MAX_FAILURES must be from 1 to 1000, not 0"),
+    ("LOGIN_LOCKOUT_SECONDS", "172800", "LOGIN_LOCKOUT_SECONDS must be from 1 to 86400"),
+    ("SESSION_IDLE_TIMEOUT_HOURS", "1e9", "SESSION_IDLE_TIMEOUT_HOURS must be from 0.01 to 8760"),
+    ("PORT", "99999", "PORT must be from 1 to 65535"),
+    ("WEBHOOKS_TIMEOUT_SECONDS", "nan", "WEBHOOKS_TIMEOUT_SECONDS must be from 0.1 to 60"),
+    ("WEBHOOKS_TIMEOUT_SECONDS", "-1", "WEBHOOKS_TIMEOUT_SECONDS must be from 0.1 to 60"),
+    ("WEBHOOKS_LOG_RETENTION_DAYS", "-3", "WEBHOOKS_LOG_RETENTION_DAYS must be from 1 to 3650"),
+    ("MAIL_RETRY_SECONDS", "soon", "MAIL_RETRY_SECONDS must be a number, not 'soon'"),
+    ("WEBHOOKS_MAX_SENDS_PER_WEBHOOK", "0", "WEBHOOKS_MAX_SENDS_PER_WEBHOOK must be from 1 to 1000"),
+    ("WEBHOOKS_ENCRYPTION_KEY", "short", "WEBHOOKS_ENCRYPTION_KEY must be a Fernet key"),
+])
+def test_a_bad_setting_stops_start_up_naming_it(tmp_path, name, value, message):
+    """A setting that is not a number, out of its range, or (the encryption key) not a Fernet key stops start-up
+    with a message naming the variable, instead of failing later inside a request."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        settings_from_environment({"WEBHOOKS_INSTANCE_PATH": str(tmp_path), name: value})
+
+
+def test_empty_settings_take_their_defaults(tmp_path):
+    """A variable set but empty (REDIS_URL= in an env file) means its default, like one left out."""
+    settings = settings_from_environment({"WEBHOOKS_INSTANCE_PATH": str(tmp_path), "REDIS_URL": "",
+                                          "LOGIN_MAX_FAILURES": " ", "WEBHOOKS_TIMEOUT_SECONDS": ""})
+    assert settings["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    assert (settings["LOGIN_MAX_FAILURES"], settings["WEBHOOKS_TIMEOUT_SECONDS"]) == (5, 10.0)
 
 
 def test_processes_starting_together_all_get_the_same_complete_key(tmp_path):

@@ -1,5 +1,6 @@
 """All configuration, read from environment variables with documented defaults."""
 
+import math
 import os
 import secrets
 import stat
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from cryptography.fernet import Fernet
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import make_url
 
@@ -38,8 +40,8 @@ def parse_retry_delays(text: str) -> tuple[int, ...]:
             value = float(part)
         except ValueError:
             raise ValueError(f"WEBHOOKS_RETRY_DELAYS: {part!r} is not a number of seconds") from None
-        if value < 0:
-            raise ValueError(f"WEBHOOKS_RETRY_DELAYS: {part!r} is negative")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"WEBHOOKS_RETRY_DELAYS: {part!r} is not a finite, non-negative number of seconds")
         delays.append(value)
     if not delays:
         raise ValueError("WEBHOOKS_RETRY_DELAYS must list at least one delay")
@@ -62,6 +64,32 @@ def ensure_private_directory(path: Path) -> None:
     os.chmod(path, 0o700)  # mkdir's mode is reduced by the umask
 
 
+def number_setting(environ, name: str, default: float, low: float, high: float, whole: bool = False):
+    """A numeric setting between low and high (inclusive); a clear ValueError naming the variable otherwise."""
+    text = (environ.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be {'a whole number' if whole else 'a number'}, not {text[:40]!r}") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be from {low:g} to {high:g}, not {text[:40]}")
+    return value
+
+
+def check_encryption_key(key: str | None) -> str | None:
+    """Refuse a WEBHOOKS_ENCRYPTION_KEY that is not a Fernet key at start-up, not at the first secret stored."""
+    if key:
+        try:
+            Fernet(key.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raise ValueError("WEBHOOKS_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded bytes); make "
+                             "one with: python -c 'from cryptography.fernet import Fernet; "
+                             "print(Fernet.generate_key().decode())'") from None
+    return key or None
+
+
 def check_secret_key(key: str | None, source: str = "SECRET_KEY") -> str:
     """Refuse a missing or short key: sessions and CSRF tokens signed with it could be forged."""
     if not key or len(key) < MIN_SECRET_KEY_LENGTH:
@@ -74,10 +102,8 @@ def check_secret_key(key: str | None, source: str = "SECRET_KEY") -> str:
 
 def send_caps(environ) -> dict:
     """Concurrent sends per webhook, and per host:port (higher, so one hung webhook cannot fill a host's share)."""
-    per_webhook = int(environ.get("WEBHOOKS_MAX_SENDS_PER_WEBHOOK", "4"))
-    per_host = int(environ.get("WEBHOOKS_MAX_SENDS_PER_HOST", str(4 * per_webhook)))
-    if per_webhook < 1:
-        raise ValueError("WEBHOOKS_MAX_SENDS_PER_WEBHOOK must be at least 1")
+    per_webhook = number_setting(environ, "WEBHOOKS_MAX_SENDS_PER_WEBHOOK", 4, 1, 1000, whole=True)
+    per_host = number_setting(environ, "WEBHOOKS_MAX_SENDS_PER_HOST", 4 * per_webhook, 1, 10000, whole=True)
     if per_host <= per_webhook:
         raise ValueError(f"WEBHOOKS_MAX_SENDS_PER_HOST ({per_host}) must be higher than "
                          f"WEBHOOKS_MAX_SENDS_PER_WEBHOOK ({per_webhook}): one webhook must not fill a host's share")
@@ -159,7 +185,7 @@ def mail_settings(environ) -> dict:
         "MAIL_URL": mail_url,
         "MAIL_FROM": mail_from,
         "MAIL_CA_BUNDLE": environ.get("MAIL_CA_BUNDLE") or None,
-        "MAIL_RETRY_SECONDS": float(environ.get("MAIL_RETRY_SECONDS", "30")),
+        "MAIL_RETRY_SECONDS": number_setting(environ, "MAIL_RETRY_SECONDS", 30.0, 0.1, 3600),
         "WEBHOOKS_NOTIFY_EMAILS": parse_notify_emails(environ.get("WEBHOOKS_NOTIFY_EMAILS", "")),
         "WEBHOOKS_PUBLIC_URL": parse_public_url(environ.get("WEBHOOKS_PUBLIC_URL", "")),
     }
@@ -221,25 +247,27 @@ def settings_from_environment(environ=os.environ) -> dict:
     secret_key = environ.get("SECRET_KEY") or load_or_create_secret_key(instance_path)
     return {
         "SECRET_KEY": secret_key,
-        "WEBHOOKS_ENCRYPTION_KEY": environ.get("WEBHOOKS_ENCRYPTION_KEY") or None,
+        "WEBHOOKS_ENCRYPTION_KEY": check_encryption_key(environ.get("WEBHOOKS_ENCRYPTION_KEY")),
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         # No pool_pre_ping: database.ping_idle_connections pings only connections that sat idle.
         "SQLALCHEMY_ENGINE_OPTIONS": {},
-        "REDIS_URL": environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "PORT": int(environ.get("PORT", "5000")),
+        "REDIS_URL": environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        "PORT": number_setting(environ, "PORT", 5000, 1, 65535, whole=True),
         "WEBHOOKS_RETRY_DELAYS": parse_retry_delays(
             environ.get("WEBHOOKS_RETRY_DELAYS", ",".join(map(str, DEFAULT_RETRY_DELAYS)))
         ),
-        "WEBHOOKS_TIMEOUT_SECONDS": float(environ.get("WEBHOOKS_TIMEOUT_SECONDS", "10")),
+        # Below the delivery actors' 120 s time limit, with room for a batch's other sends.
+        "WEBHOOKS_TIMEOUT_SECONDS": number_setting(environ, "WEBHOOKS_TIMEOUT_SECONDS", 10.0, 0.1, 60),
         "WEBHOOKS_ALLOW_PRIVATE_TARGETS": parse_bool(environ.get("WEBHOOKS_ALLOW_PRIVATE_TARGETS")),
         "WEBHOOKS_CA_BUNDLE": environ.get("WEBHOOKS_CA_BUNDLE") or None,
-        "WEBHOOKS_LOG_RETENTION_DAYS": int(environ.get("WEBHOOKS_LOG_RETENTION_DAYS", "30")),
-        "WEBHOOKS_SWEEP_INTERVAL_SECONDS": float(environ.get("WEBHOOKS_SWEEP_INTERVAL_SECONDS", "5")),
-        "WEBHOOKS_REQUEUE_AFTER_SECONDS": float(environ.get("WEBHOOKS_REQUEUE_AFTER_SECONDS", "60")),
-        "WEBHOOKS_CLAIM_MARGIN_SECONDS": float(environ.get("WEBHOOKS_CLAIM_MARGIN_SECONDS", "30")),
+        "WEBHOOKS_LOG_RETENTION_DAYS": number_setting(environ, "WEBHOOKS_LOG_RETENTION_DAYS", 30, 1, 3650, whole=True),
+        "WEBHOOKS_SWEEP_INTERVAL_SECONDS": number_setting(environ, "WEBHOOKS_SWEEP_INTERVAL_SECONDS", 5.0, 0.1, 86400),
+        "WEBHOOKS_REQUEUE_AFTER_SECONDS": number_setting(environ, "WEBHOOKS_REQUEUE_AFTER_SECONDS", 60.0, 1, 86400),
+        "WEBHOOKS_CLAIM_MARGIN_SECONDS": number_setting(environ, "WEBHOOKS_CLAIM_MARGIN_SECONDS", 30.0, 1, 3600),
         **send_caps(environ),
         "WEBHOOKS_METRICS_TOKEN": environ.get("WEBHOOKS_METRICS_TOKEN") or None,
-        "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS": float(environ.get("WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS", "3")),
+        "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS": number_setting(environ, "WEBHOOKS_INTAKE_LOCK_TIMEOUT_SECONDS", 3.0,
+                                                               0, 60),
         "WEBHOOKS_METRICS_PUBLIC": parse_bool(environ.get("WEBHOOKS_METRICS_PUBLIC")),
         **mail_settings(environ),
         "WEBHOOKS_SUPPORT_CONTACT": (environ.get("WEBHOOKS_SUPPORT_CONTACT") or "").strip() or None,
@@ -249,8 +277,9 @@ def settings_from_environment(environ=os.environ) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
-        "LOGIN_MAX_FAILURES": int(environ.get("LOGIN_MAX_FAILURES", "5")),
-        "LOGIN_LOCKOUT_SECONDS": int(environ.get("LOGIN_LOCKOUT_SECONDS", "900")),
-        "SESSION_IDLE_TIMEOUT_HOURS": float(environ.get("SESSION_IDLE_TIMEOUT_HOURS", "12")),
+        "LOGIN_MAX_FAILURES": number_setting(environ, "LOGIN_MAX_FAILURES", 5, 1, 1000, whole=True),
+        # At most a day: the prune keeps a day of sign-in attempts.
+        "LOGIN_LOCKOUT_SECONDS": number_setting(environ, "LOGIN_LOCKOUT_SECONDS", 900, 1, 86400, whole=True),
+        "SESSION_IDLE_TIMEOUT_HOURS": number_setting(environ, "SESSION_IDLE_TIMEOUT_HOURS", 12.0, 0.01, 8760),
         "REDIS_CHECK_TIMEOUT_SECONDS": 0.5,
     }
