@@ -4,9 +4,11 @@
 from datetime import UTC, datetime
 
 import click
+import redis
 from flask import Flask
 
 from .extensions import db
+from .ids import MAX_DATABASE_ID
 from .models import Webhook
 from .services.api_tokens import DEFAULT_SCOPES, SCOPES, create_api_token
 from .services.intake import IntakeError, emit_event
@@ -115,13 +117,17 @@ def register_commands(app: Flask) -> None:
     @app.cli.command("prune-log")
     def prune_log_command():
         """Delete activity-log rows older than WEBHOOKS_LOG_RETENTION_DAYS now (as the nightly job does)."""
-        report = prune_log_once()
+        try:
+            report = prune_log_once()
+        except redis.RedisError as error:
+            raise click.ClickException(f"Redis is unavailable ({error}): the prune takes a lock there so that two "
+                                       "prunes never overlap; start Redis or check REDIS_URL") from None
         if report is None:
             raise click.ClickException("another process is pruning the activity log; try again later")
         click.echo(f"Deleted {report.messages} messages, {report.attempts} attempts and {report.events} events.")
 
     @app.cli.command("replay")
-    @click.argument("webhook_id", type=int)
+    @click.argument("webhook_id", type=click.IntRange(1, MAX_DATABASE_ID))
     @click.option("--since", "since_text", required=True, metavar="ISO_TIME",
                   help="Replay events since this time (ISO 8601; UTC unless it names an offset).")
     @click.option("--dry-run", is_flag=True, help="Only say how many events would be sent.")

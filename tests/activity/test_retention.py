@@ -75,6 +75,20 @@ def test_prune_log_command(app):
     assert "Deleted 1 messages, 1 attempts and 1 events." in result.output
 
 
+def test_prune_log_command_says_so_when_redis_is_down(app, fresh_redis):
+    """Without Redis (the prune's lock is there) the command says so and exits non-zero, deleting nothing."""
+    with app.app_context():
+        webhook_id = make_webhook()
+        make_message(webhook_id, MessageStatus.FAILED, age=timedelta(days=60), attempts=[(False, 500, "x", "")])
+        db.session.commit()
+    fresh_redis.stop()
+    result = app.test_cli_runner().invoke(args=["prune-log"])
+    assert result.exit_code != 0 and "Redis is unavailable" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    with app.app_context():
+        assert count(Message) == 1
+
+
 def test_nightly_job_has_generous_misfire_grace_and_catches_up(app, app_context, fresh_redis):
     """The nightly prune tolerates late starts, and a scheduler start with no prune in a day enqueues one."""
     from tasks.scheduler import periodic_jobs

@@ -71,6 +71,7 @@ def test_the_command_refuses_bad_input_with_a_clear_message(app):
          "Since must be within the last 30 days"),
         ((str(webhook_id), "--since", iso(utcnow() + timedelta(hours=1)), "--dry-run"), "Since is in the future"),
         (("4242", "--since", iso(utcnow()), "--dry-run"), "webhook 4242 does not exist"),
+        (("99999999999999999999", "--since", iso(utcnow()), "--dry-run"), "is not in the range 1<=x<="),
         ((str(webhook_id), "--since", iso(utcnow() - timedelta(hours=2))), "is disabled: enable it first"),
     ]
     for args, message in cases:
