@@ -84,3 +84,24 @@ def test_an_open_page_redraws_when_another_admin_changes_only_a_webhooks_events(
     assert edited.status_code == 200, edited.get_data(as_text=True)
     redrawn = admin_client.get(live_url, headers={"HX-Request": "true"})
     assert redrawn.status_code == 200 and "user.create" in redrawn.get_data(as_text=True)
+
+
+def test_an_attempt_recorded_after_a_later_one_still_redraws_the_page(app, admin_client):
+    """An attempt is recorded when it ends: one that timed out (started 10 s ago) recorded after another that started
+    1 s ago still changes what the open page's live poll sees, so the health column shows it."""
+    with app.app_context():
+        quick = make_webhook("Quick")
+        slow = make_webhook("Slow")
+        make_message(quick, MessageStatus.SENT, age=timedelta(seconds=1), attempts=[(True, 204, None, "")])
+        db.session.commit()
+        db.session.remove()
+    live_url = select_one(admin_client.get(BASE), "[data-live-poll]")["hx-get"]
+    assert admin_client.get(live_url, headers={"HX-Request": "true"}).status_code == 204
+    with app.app_context():
+        make_message(slow, MessageStatus.SCHEDULED_RETRY, age=timedelta(seconds=10),
+                     attempts=[(False, None, "timeout", "no complete answer within 10 s")])
+        db.session.commit()
+        db.session.remove()
+    redrawn = admin_client.get(live_url, headers={"HX-Request": "true"})
+    assert redrawn.status_code == 200
+    assert "0% of 1 attempt succeeded" in text_of(select_one(redrawn, f"#webhook-row-{slow} td.health"))

@@ -203,9 +203,11 @@ def log_changes(log_filter: LogFilter, newest_id: int, pending_ids: list[int], s
 
 
 def summary_fingerprint(webhook_id: int | None, now: datetime) -> str:
-    """Changes whenever a webhook log's counts or hourly chart would: a new message, a new attempt, a new hour.
+    """Changes whenever a webhook log's counts or hourly chart would: a new message, a new attempt, and every five
+    minutes (an attempt is recorded when it ends, so one that timed out may be recorded with an earlier start than
+    the newest; its redraw waits at most that long).
 
-    Two index lookups (the newest message id and attempt time of the webhook). All activity counts every
+    Two index lookups (the newest message id and attempt start of the webhook). All activity counts every
     message of 30 days, so its summary is redrawn at most once a minute instead.
     """
     if webhook_id is None:
@@ -218,7 +220,7 @@ def summary_fingerprint(webhook_id: int | None, now: datetime) -> str:
     message_id, attempt_time = db.session.execute(
         select(newest_message.scalar_subquery(), newest_attempt.scalar_subquery())).one()
     attempt_text = attempt_time.isoformat() if isinstance(attempt_time, datetime) else str(attempt_time or "-")
-    return f"{message_id or 0}.{attempt_text}.{now:%Y%m%d%H}"
+    return f"{message_id or 0}.{attempt_text}.{now:%Y%m%d%H}{now.minute // 5}"
 
 
 def webhooks_fingerprint() -> str:

@@ -46,6 +46,10 @@ def webhook_health(now: datetime | None = None) -> dict[int, Health]:
             for webhook_id, total, succeeded, attempt_id in rows}
 
 
-def latest_attempt_time():
-    """When the newest attempt of any webhook started: the Webhooks page's health changes when this does."""
-    return db.session.scalar(select(func.max(Attempt.started_at)))
+def latest_attempt_id() -> int | None:
+    """The newest recorded attempt of any webhook: the Webhooks page's health changes when this does.
+
+    Its id, not its start: an attempt is recorded when it ends, so one that timed out may be recorded after another
+    that started later.
+    """
+    return db.session.scalar(select(func.max(Attempt.id)))

@@ -9,6 +9,7 @@ from ..events import EVENT_TYPES
 from ..extensions import db
 from ..help import readme_section
 from ..htmx import is_htmx_request, render_out_of_band, render_page_or_fragment
+from ..models import utcnow
 from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
 from ..services import replay as replay_service
@@ -16,7 +17,7 @@ from ..services import secret_rotation
 from ..services import webhooks as webhook_service
 from ..services.activity import ERROR_LABELS, webhooks_fingerprint
 from ..services.dispatch import enqueue_messages
-from ..services.health import latest_attempt_time, webhook_health
+from ..services.health import latest_attempt_id, webhook_health
 from ..services.mail import mail_configured
 from ..services.test_messages import await_sweeper, create_test_message, find_outcome
 from .forms import ConfirmForm, EnabledForm, ReplayForm, ResetSecretForm, WebhookForm
@@ -92,8 +93,9 @@ def redis_help():
 
 def live_state(redis_available: bool) -> str:
     """What the open Webhooks page shows: changes when a webhook, its health or Redis's availability changes."""
-    latest = latest_attempt_time()
-    return (f"{webhooks_fingerprint()}|{latest.isoformat() if latest else '-'}|"
+    # Every five minutes too: attempts leave the health column's 24-hour window as time passes.
+    now = utcnow()
+    return (f"{webhooks_fingerprint()}|{latest_attempt_id() or 0}|{now:%Y%m%d%H}{now.minute // 5}|"
             f"{'redis-up' if redis_available else 'redis-down'}")
 
 
