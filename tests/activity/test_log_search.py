@@ -68,6 +68,22 @@ def test_search_on_a_webhooks_log_stays_within_that_webhook(admin_client, world)
         assert db.session.get(Message, found).webhook_id == world["second"]
 
 
+def test_the_search_cap_counts_only_the_messages_the_page_shows(admin_client, app, world, monkeypatch):
+    """A search shows at most the newest MAX_FOUND messages it finds among those the page would show: on one
+    webhook's log the other webhooks' matches do not use up the cap (here 2, with two events about asset 101)."""
+    import webhooks_app.services.log_filters as log_filters
+
+    with app.app_context():
+        emit_event({"type": "asset.create", "assetId": 101, "userId": 2})
+        db.session.commit()
+    monkeypatch.setattr(log_filters, "MAX_FOUND", 2)
+    page = admin_client.get(f"{BASE}/webhooks/{world['second']}/log?q=101")
+    found = rows(page)
+    with app.app_context():
+        assert [db.session.get(Message, message_id).webhook_id for message_id in found] == [world["second"]] * 2
+    assert world["messages"]["asset"][1] in found
+
+
 def test_event_type_webhook_and_time_range_filters_combine_with_status(admin_client, world):
     """Event type on a webhook's log, the webhook on All activity, and the time range each narrow the rows, and all
     of them combine with Status; the pager's and the poller's URLs keep every filter."""

@@ -60,10 +60,11 @@ class Search:
             return or_(Message.message_uuid == self.uuid, Message.event_id.in_(events))
         return Message.event_id.in_(select(Event.id).where(Event.subject_id == self.subject_id))
 
-    def message_ids(self) -> list[int]:
-        """The ids of the messages found (the newest MAX_FOUND), each way by its own index."""
+    def message_ids(self, conditions=()) -> list[int]:
+        """The ids of the messages found that meet `conditions` (a page's webhook, status and event type), the newest
+        MAX_FOUND of them, each way by its own index. (Of the newest MAX_FOUND events found.)"""
         if self.uuid is not None:
-            by_message = select(Message.id).where(Message.message_uuid == self.uuid)
+            by_message = select(Message.id).where(Message.message_uuid == self.uuid, *conditions)
             events = select(Event.id).where(Event.event_uuid == self.uuid)
         else:
             by_message = None
@@ -71,7 +72,7 @@ class Search:
         event_ids = list(db.session.scalars(events.order_by(Event.id.desc()).limit(MAX_FOUND)))
         found = set(db.session.scalars(by_message)) if by_message is not None else set()
         if event_ids:
-            found.update(db.session.scalars(select(Message.id).where(Message.event_id.in_(event_ids))))
+            found.update(db.session.scalars(select(Message.id).where(Message.event_id.in_(event_ids), *conditions)))
         return sorted(found, reverse=True)[:MAX_FOUND]
 
 
@@ -88,7 +89,8 @@ class LogFilter:
         """The same filter with the search's messages looked up (a short id list the pages' queries use)."""
         if self.search is None:
             return self
-        return replace(self, found_ids=tuple(self.search.message_ids()))
+        narrowing = replace(self, search=None).conditions()  # the cap counts only what the page shows
+        return replace(self, found_ids=tuple(self.search.message_ids(narrowing)))
 
     def conditions(self) -> list:
         conditions = []
