@@ -28,7 +28,8 @@ def test_create_admin_no_admin_creates_a_plain_user(app):
 
 
 def test_create_admin_refuses_duplicates_and_short_passwords(app):
-    """A second user with the same email, or a short password, is refused with a message."""
+    """A second user with the same email, a short or blank password, or an address email cannot reach (notifications
+    go to every administrator) is refused with a message."""
     runner = app.test_cli_runner()
     runner.invoke(args=["create-admin", "ops@example.com", "--password", "s3cret-pass"])
     duplicate = runner.invoke(args=["create-admin", "OPS@example.com", "--password", "s3cret-pass"])
@@ -37,6 +38,11 @@ def test_create_admin_refuses_duplicates_and_short_passwords(app):
     short = runner.invoke(args=["create-admin", "new@example.com", "--password", "short"])
     assert short.exit_code != 0
     assert "at least 8 characters" in short.output
+    blank = runner.invoke(args=["create-admin", "new@example.com", "--password", " " * 12])
+    assert blank.exit_code != 0 and "not only spaces" in blank.output
+    for address in ("@", "ops@", "a\x00b@example.com", "two words@example.com"):
+        refused = runner.invoke(args=["create-admin", address, "--password", "s3cret-pass"])
+        assert refused.exit_code != 0 and "is not an email address" in refused.output, (address, refused.output)
     assert users(app) == {"ops@example.com": True}
 
 

@@ -5,6 +5,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, text
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -33,15 +34,25 @@ def normalize_email(email: str) -> str:
 
 
 def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
+        raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters, not only spaces")
+
+
+def check_email(email: str) -> str:
+    """The address normalized, or UserError: administrators receive the notification email at it."""
+    email = normalize_email(email)
+    try:
+        validate_email(email, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError as error:
+        raise UserError(f"{email[:254]!r} is not an email address ({error})") from None
+    if len(email) > 254:
+        raise UserError(f"{email[:254]!r}… is not an email address (longer than 254 characters)")
+    return email
 
 
 def create_user(email: str, password: str, is_admin: bool = True) -> User:
     """Create a user with a hashed password."""
-    email = normalize_email(email)
-    if "@" not in email or len(email) > 254:
-        raise UserError(f"{email!r} is not an email address")
+    email = check_email(email)
     check_password(password)
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise UserError(f"a user with email {email} already exists")
