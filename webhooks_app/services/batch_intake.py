@@ -15,13 +15,13 @@ from ..database import dialect_name, retry_once_on_disconnect
 from ..extensions import db
 from ..models import MessageStatus, utcnow
 from . import intake_statements as statements
-from .dispatch import request_batches
 from .intake import (
     LOCAL_SCOPE,
     MAX_EVENT_BYTES,
     AcceptedEvent,
     IntakeError,
     ValidEvent,
+    ask_for_sending,
     event_subject,
     stored_repeat,
     validate_event,
@@ -215,12 +215,7 @@ def emit_batch(items, scope: str = LOCAL_SCOPE) -> list[AcceptedEvent]:
         return stored
 
     accepted = retry_once_on_disconnect(store_and_commit, "batch intake")
-    # As for one event: a repeat's messages were asked for when first accepted, unless this was a retry (a
-    # "repeat" may then be this very batch, committed just before the connection died).
-    webhook_ids = sorted({webhook_id for event in accepted if not event.duplicate or len(attempts) > 1
-                          for webhook_id in event.webhook_ids})
-    if webhook_ids:
-        request_batches(webhook_ids)
+    ask_for_sending(accepted, retried=len(attempts) > 1)
     return accepted
 
 

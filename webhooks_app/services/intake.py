@@ -310,7 +310,15 @@ def emit_event(data: dict, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
         return stored
 
     accepted = retry_once_on_disconnect(store_and_commit, "event intake")
-    # After a retry a "repeat" may be this very event, committed just before the connection died.
-    if accepted.webhook_ids and (not accepted.duplicate or len(attempts) > 1):
-        request_batches(accepted.webhook_ids)
+    ask_for_sending([accepted], retried=len(attempts) > 1)
     return accepted
+
+
+def ask_for_sending(accepted: list[AcceptedEvent], retried: bool) -> None:
+    """Request batches for the webhooks of newly stored events (after the commit). A repeat's were asked for when
+    it was first accepted, unless the store was retried: then a "repeat" may be this very event, committed just
+    before the connection died."""
+    webhook_ids = sorted({webhook_id for event in accepted if not event.duplicate or retried
+                          for webhook_id in event.webhook_ids})
+    if webhook_ids:
+        request_batches(webhook_ids)
