@@ -50,9 +50,9 @@ STEPS = [
     ("validate", "webhooks_app.services.intake", "validate_event"),
     ("validate", "webhooks_app.services.batch_intake", "validate_batch"),
     ("store (event + messages)", "webhooks_app.services.intake", "store_valid_event"),
-    ("store (event + messages)", "webhooks_app.services.batch_intake", "store_batch"),
+    ("store (batch: events + fan-out)", "webhooks_app.services.batch_intake", "store_batch"),
     ("Redis: request batches", "webhooks_app.services.intake", "request_batches"),
-    ("Redis: request batches", "webhooks_app.services.batch_intake", "request_batches"),
+    ("Redis: request fan-out", "webhooks_app.services.intake", "request_fan_outs"),
     ("jsonify", "webhooks_app.api.routes", "jsonify"),
 ]
 

@@ -6,6 +6,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from webhooks_app import create_app
 from webhooks_app.services.dispatch import requeue_due_messages
+from webhooks_app.services.fan_out import requeue_fan_outs
 from webhooks_app.services.notifications import requeue_owed_notifications
 from webhooks_app.services.replay import resume_replays
 from webhooks_app.services.retention import catch_up_prune, enqueue_nightly_prune
@@ -20,6 +21,8 @@ def periodic_jobs(config) -> list[tuple]:
                    "max_instances": 1, "coalesce": True}
     return [
         (requeue_due_messages, every_sweep),
+        # A batch's fan-out whose queue entry was lost (or never made: Redis was down) is sent again.
+        (requeue_fan_outs, every_sweep),
         # A replay whose queue entry was lost (or never made: Redis was down) is put back on the queue.
         (resume_replays, every_sweep),
         # A warning or Disabled email whose queue entry was lost (or never made: Redis was down) is queued again.

@@ -60,7 +60,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .auth.routes import bp as auth_bp
     from .cli import register_commands
     from .operations.routes import bp as operations_bp
-    from .services import dispatch, notifications, replay, retention  # noqa: F401  (declare the actors)
+    from .services import dispatch, fan_out, notifications, replay, retention  # noqa: F401  (declare the actors)
     from .webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)

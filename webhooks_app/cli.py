@@ -112,7 +112,7 @@ def register_commands(app: Flask) -> None:
             db.session.rollback()
             raise click.ClickException(f"{error.field}: {error.message}") from None
         note = " (already accepted earlier)" if accepted.duplicate else ""
-        click.echo(f"eventId {accepted.event_uuid}: {len(accepted.message_ids)} message(s){note}")
+        click.echo(f"eventId {accepted.event_uuid}: {accepted.messages} message(s){note}")
 
     @app.cli.command("prune-log")
     def prune_log_command():

@@ -172,6 +172,27 @@ class MessageStatus:
 PENDING_CONDITION = text("status IN ('queued', 'scheduled_retry')")
 
 
+class FanOut(db.Model):
+    """Events a batch stored whose messages are yet to be made: the worker makes them (services/fan_out.py).
+
+    `subscribers` holds, per event type, the enabled webhooks subscribed when the batch was accepted, so the
+    messages go where a single event's would have; the row is deleted in the transaction that makes them.
+    """
+
+    __tablename__ = "fan_outs"
+    __table_args__ = (Index("ix_fan_outs_enqueued", "enqueued_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_ids: Mapped[list] = mapped_column(db.JSON)
+    subscribers: Mapped[dict] = mapped_column(db.JSON)
+    # The batch's smallest and largest event ids: the prune keeps every event between them until it is done.
+    first_event_id: Mapped[int]
+    last_event_id: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When its queue entry was last sent: the sweeper sends another once this is WEBHOOKS_REQUEUE_AFTER_SECONDS old.
+    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ReplayStatus:
     RUNNING = "running"
     DONE = "done"

@@ -6,11 +6,14 @@
   first and last, and the ratios are taken to the mean of the two;
 - single: one event per request, on PostgreSQL and on SQLite, no worker running: events/s, p50 and p99 ms;
 - batch: POST /api/v1/events with a JSON array of 500 events, 4 client threads, both databases, no worker;
+- fan-out: 20 batches (10,000 events, 100,000 messages) accepted with no worker, then the worker started alone:
+  how fast its fan-out makes the messages the batches' requests no longer make (it starts sending them meanwhile);
 - with worker: single events again with the Procfile's worker and scheduler delivering to nginx at the same time
   (a sustained stream: the worker has more to send than it can), as a ratio to the no-worker rate.
 """
 
 import json
+import time
 
 import requests
 from clients import asset_event, closed_loop
@@ -26,6 +29,7 @@ TARGETS = {"postgresql": (">=", 0.6), "sqlite": (">=", 0.4)}
 TARGET_P99_MS = ("<", 50)
 TARGET_BATCH = (">=", 5000)
 TARGET_WITH_WORKER = (">=", 0.5)
+FAN_OUT_BATCHES = 20
 
 
 def single_body() -> bytes:
@@ -93,6 +97,42 @@ def prepare(bench: Bench, database) -> str:
     return bench.make_token(database=database)
 
 
+def fan_out_drain(bench: Bench, name: str, database) -> dict:
+    """A bulk import accepted with no worker, then the worker alone: messages made per second by its fan-out."""
+    token = prepare(bench, database)
+    web = Product(bench, f"intake-{name}-import", bench.cores, worker=False, scheduler=False, database=database).start()
+    try:
+        for _ in range(FAN_OUT_BATCHES):
+            response = requests.post(f"{web.base_url}{BATCH_PATH}", data=batch_body(), timeout=60,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            if response.status_code != 202:
+                return {"first_error": f"{response.status_code} {response.text[:100]}"}
+    finally:
+        web.stop()
+    try:
+        owed_events = database.scalar("SELECT count(*) FROM events")
+        if not database.scalar("SELECT count(*) FROM fan_outs"):
+            return {"first_error": "no fan-out waiting: the requests made the messages"}
+    except Exception as error:  # noqa: BLE001 - a version without fan-outs has no such table
+        return {"first_error": f"no fan-outs table ({type(error).__name__})"}
+    owed = owed_events * PIPELINE_WEBHOOKS
+    worker = Product(bench, f"intake-{name}-fan-out", bench.cores, web=False, scheduler=False,
+                     database=database).start()
+    try:
+        started, made_at_start = time.monotonic(), database.scalar("SELECT count(*) FROM messages")
+        wait_for(lambda: not database.scalar("SELECT count(*) FROM fan_outs"), timeout=300, interval=0.05,
+                 message=f"{name}: the worker to make {owed:,} messages")
+        seconds = time.monotonic() - started
+    finally:
+        worker.stop()
+    made = database.scalar("SELECT count(*) FROM messages")
+    result = {"messages": made, "owed": owed, "seconds": round(seconds, 2),
+              "messages_per_s": round((made - made_at_start) / seconds) if seconds else None}
+    log(f"intake {name}, fan-out: {made:,} of {owed:,} messages made, {result['messages_per_s']:,} messages/s "
+        f"({made - made_at_start:,} in {seconds:.2f} s after the worker was ready)")
+    return result
+
+
 def product_runs(bench: Bench, name: str, database) -> dict:
     results = {}
     token = prepare(bench, database)
@@ -111,6 +151,7 @@ def product_runs(bench: Bench, name: str, database) -> dict:
             results["batch"] = {"requests": 0, "first_error": f"{probe.status_code} {probe.text[:100]}"}
     finally:
         product.stop()
+    results["fan_out"] = fan_out_drain(bench, name, database)
     token = prepare(bench, database)
     product = Product(bench, f"intake-{name}-worker", bench.cores, database=database).start()
     try:
@@ -178,6 +219,13 @@ def rows(bench: Bench, table: Table) -> None:
         else:
             table.add(f"intake, {name}", f"batch of {BATCH_EVENTS}: events/s (not served: "
                                          f"{(batch['first_error'] or '')[:40]})", None, TARGET_BATCH)
+        fan_out = runs.get("fan_out", {})
+        if fan_out.get("messages_per_s"):
+            table.add(f"intake, {name}", f"batch: messages made by the worker's fan-out per second (context; "
+                                         f"{fan_out['messages']:,} of {fan_out['owed']:,})", fan_out["messages_per_s"])
+        else:
+            table.add(f"intake, {name}", f"batch: worker's fan-out (not measured: "
+                                         f"{(fan_out.get('first_error') or '')[:40]})", None)
         table.add(f"intake, {name}", "single events/s with the worker delivering (context)", worker["events_per_s"])
         table.add(f"intake, {name}", "with worker / without", ratio(worker["events_per_s"], single["events_per_s"]),
                   TARGET_WITH_WORKER)

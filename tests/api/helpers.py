@@ -57,6 +57,20 @@ def stored_counts(app) -> tuple[int, int]:
         return events, messages
 
 
+def make_owed_messages(app) -> int:
+    """Make the messages of every batch's fan-out as the worker does (no worker runs in these tests); how many."""
+    from webhooks_app.models import FanOut
+    from webhooks_app.services.fan_out import fan_out_messages
+
+    with app.app_context():
+        fan_out_ids = db.session.scalars(select(FanOut.id).order_by(FanOut.id)).all()
+        for fan_out_id in fan_out_ids:
+            fan_out_messages(fan_out_id)
+        db.session.commit()
+        db.session.remove()
+    return len(fan_out_ids)
+
+
 def stored_events(app) -> list[tuple[str, str, dict]]:
     """(event_uuid, event_type, payload) of every stored event, oldest first."""
     with app.app_context():

@@ -1,16 +1,26 @@
-"""POST /api/v1/events with a JSON array: up to 500 events, validated all or nothing, stored in one transaction."""
+"""POST /api/v1/events with a JSON array: up to 500 events, validated all or nothing, stored in one transaction;
+their messages are made by the worker's fan-out (here called as the worker calls it)."""
 
 import json
 import uuid
 
 import pytest
-from api.helpers import ASSET_CREATE, add_webhook, assert_error, post_event, stored_counts, stored_events
+from api.helpers import (
+    ASSET_CREATE,
+    add_webhook,
+    assert_error,
+    make_owed_messages,
+    post_event,
+    stored_counts,
+    stored_events,
+)
 from sqlalchemy import select
 
 from webhooks_app.extensions import db, queue_redis
-from webhooks_app.models import Event, Message
+from webhooks_app.models import Event, FanOut, Message
 from webhooks_app.services.batch_intake import BatchRefused, emit_batch
 from webhooks_app.services.dispatch import batch_request_key
+from webhooks_app.services.fan_out import make_fan_out_messages
 from webhooks_app.services.log_filters import Search
 
 FOLDER_CREATE = {"type": "folder.create", "folderId": 5, "userId": 1}
@@ -19,7 +29,7 @@ USER_UPDATE = {"type": "user.update", "targetUserId": 7, "userId": 1, "changed":
 
 def test_a_batch_is_stored_with_its_messages_and_answered_in_order(app, client, api_token):
     """A batch of three events answers 202 with each event's eventId and message count in the batch's order, and
-    stores each event with one message per enabled webhook subscribed to it."""
+    stores each event; its fan-out makes one message per enabled webhook subscribed to it, dated when accepted."""
     add_webhook(app, events=["asset.create", "folder.create"])
     add_webhook(app, events=["asset.create"])
     add_webhook(app, events=["asset.create"], enabled=False)
@@ -32,7 +42,13 @@ def test_a_batch_is_stored_with_its_messages_and_answered_in_order(app, client, 
     assert [(event_uuid, kind) for event_uuid, kind, _ in stored_events(app)] == [
         (body["events"][0]["eventId"], "asset.create"), (event_id, "folder.create"),
         (body["events"][2]["eventId"], "user.update")]
+    assert stored_counts(app) == (3, 0)
+    assert make_owed_messages(app) == 1 and make_owed_messages(app) == 0
     assert stored_counts(app) == (3, 3)
+    with app.app_context():
+        dates = db.session.execute(select(Message.created_at, Event.created_at).join(Event)).all()
+        db.session.remove()
+    assert all(message_date == event_date for message_date, event_date in dates)
 
 
 def test_the_logs_search_finds_batch_events_by_what_they_are_about(app, client, api_token):
@@ -41,6 +57,7 @@ def test_the_logs_search_finds_batch_events_by_what_they_are_about(app, client, 
     add_webhook(app, events=["asset.create", "folder.create", "user.update"])
     response = post_event(client, api_token, [ASSET_CREATE, FOLDER_CREATE, USER_UPDATE])
     assert response.status_code == 202, response.get_data(as_text=True)
+    make_owed_messages(app)
     with app.app_context():
         subjects = db.session.execute(select(Event.event_type, Event.subject_id).order_by(Event.id)).all()
         found = {text: db.session.scalars(select(Message.event_type).where(
@@ -73,24 +90,30 @@ def assert_error_with_invalid(response, status: int, field: str) -> str:
 
 def test_event_ids_repeat_within_and_across_batches_as_for_single_events(app, client, api_token):
     """The same event twice in a batch is stored once and answered twice; sending the batch again stores nothing
-    more and answers the same; an eventId reused for another event (in the batch or from before) refuses the
-    batch with 409 at its index."""
+    more and answers the same, before its messages are made and after; an eventId reused for another event (in
+    the batch or from before) refuses the batch with 409 at its index."""
     add_webhook(app)
+    add_webhook(app, events=["asset.create"])
     event = {**ASSET_CREATE, "eventId": str(uuid.uuid4())}
     first = post_event(client, api_token, [event, event, FOLDER_CREATE])
     assert [entry["eventId"] for entry in first.get_json()["events"][:2]] == [event["eventId"]] * 2
-    assert [entry["messages"] for entry in first.get_json()["events"]] == [1, 1, 1]
-    assert first.get_json()["messages"] == 2  # the repeated event's message counted once
-    assert stored_counts(app) == (2, 2)
+    assert [entry["messages"] for entry in first.get_json()["events"]] == [2, 2, 1]
+    assert first.get_json()["messages"] == 3  # the repeated event's messages counted once
+    assert stored_counts(app) == (2, 0)
+    awaiting = post_event(client, api_token, [event])
+    assert awaiting.get_json()["events"] == [first.get_json()["events"][0]]
+    assert post_event(client, api_token, event).get_json()["messages"] == 2
+    make_owed_messages(app)
+    assert stored_counts(app) == (2, 3)
     again = post_event(client, api_token, [event])
     assert again.get_json()["events"] == [first.get_json()["events"][0]]
-    assert stored_counts(app) == (2, 2)
+    assert stored_counts(app) == (2, 3)
 
     changed = {**event, "assetId": 202}
     assert_error_with_invalid(post_event(client, api_token, [FOLDER_CREATE, changed]), 409, "[1].eventId")
     assert_error_with_invalid(post_event(client, api_token, [changed, {**changed, "assetId": 303}]), 409,
                               "[1].eventId")
-    assert stored_counts(app) == (2, 2)
+    assert stored_counts(app) == (2, 3) and make_owed_messages(app) == 0
 
 
 def test_a_reimport_in_a_batch_triggers_nothing(app, client, api_token):
@@ -98,6 +121,7 @@ def test_a_reimport_in_a_batch_triggers_nothing(app, client, api_token):
     add_webhook(app)
     response = post_event(client, api_token, [{**ASSET_CREATE, "source": "reimport"}, ASSET_CREATE])
     assert [entry["messages"] for entry in response.get_json()["events"]] == [0, 1]
+    make_owed_messages(app)
     assert stored_counts(app) == (1, 1)
 
 
@@ -110,6 +134,7 @@ def test_batch_limits(app, client, api_token):
     assert len(json.dumps(big)) > 64 * 1024
     response = post_event(client, api_token, big)
     assert response.status_code == 202 and response.get_json()["messages"] == 500
+    make_owed_messages(app)
     assert stored_counts(app) == (500, 500)
     assert_error(post_event(client, api_token, big + [USER_UPDATE]), 413, "body")
     assert_error(post_event(client, api_token, []), 422, "body")
@@ -133,8 +158,9 @@ def test_emit_batch_is_the_same_intake_for_host_applications(app, repeat):
         accepted = emit_batch([{**ASSET_CREATE, "eventId": "6f0c7d2e-3b1a-4c8e-9d6f-2a4b6c8e0f13"}])
         if repeat:
             accepted = emit_batch([{**ASSET_CREATE, "eventId": "6f0c7d2e-3b1a-4c8e-9d6f-2a4b6c8e0f13"}])
-        assert [(event.duplicate, len(event.message_ids)) for event in accepted] == [(repeat, 1)]
+        assert [(event.duplicate, event.messages) for event in accepted] == [(repeat, 1)]
         db.session.remove()
+    assert stored_counts(app) == (1, 0) and make_owed_messages(app) == 1
     assert stored_counts(app) == (1, 1)
 
 
@@ -150,21 +176,37 @@ def test_a_refused_batch_leaves_nothing_in_the_callers_session(app):
         db.session.commit()
         db.session.remove()
     assert (refused.value.status, refused.value.field) == (409, "[1].eventId")
+    assert make_owed_messages(app) == 1
     assert stored_counts(app) == (1, 1)
 
 
+def run_fan_out_actors(app) -> int:
+    """Run the fan-out actor, as the worker would, on every fan-out waiting; how many there were."""
+    with app.app_context():
+        fan_out_ids = db.session.scalars(select(FanOut.id).order_by(FanOut.id)).all()
+        db.session.remove()
+        for fan_out_id in fan_out_ids:
+            make_fan_out_messages(fan_out_id)
+        db.session.remove()
+    return len(fan_out_ids)
+
+
 def test_a_batch_of_repeats_asks_for_no_sending_again(app, client, api_token):
-    """As for one event, a batch that only repeats events accepted before does not ask for their sending again
-    (its webhook's batch request in Redis is not set anew); a new event in a batch does."""
+    """As for one event, a batch that only repeats events accepted before stores no new fan-out and does not ask
+    for their sending again (its webhook's batch request in Redis is not set anew); a new event in a batch does,
+    once the fan-out actor has made its message."""
     webhook_id = add_webhook(app)
     event = {**ASSET_CREATE, "eventId": str(uuid.uuid4())}
     with app.app_context():
         requests = queue_redis()
         key = batch_request_key(webhook_id)
-    assert post_event(client, api_token, [event]).status_code == 202
-    assert requests.exists(key)
-    requests.delete(key)
+    requests.delete(key)  # an earlier test's webhook of the same id may have left it
     assert post_event(client, api_token, [event]).status_code == 202
     assert not requests.exists(key)
+    assert run_fan_out_actors(app) == 1 and requests.exists(key)
+    requests.delete(key)
+    assert post_event(client, api_token, [event]).status_code == 202
+    assert run_fan_out_actors(app) == 0 and not requests.exists(key)
     assert post_event(client, api_token, [event, FOLDER_CREATE]).status_code == 202
-    assert requests.exists(key)
+    assert run_fan_out_actors(app) == 1 and requests.exists(key)
+    assert stored_counts(app) == (2, 2)

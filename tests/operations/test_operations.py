@@ -29,7 +29,8 @@ def test_healthz_is_degraded_but_up_without_redis(app, client, redis_url):
 
 
 def test_metrics_count_messages_attempts_and_redis(app, client, api_token, fresh_redis, monkeypatch):
-    """/metrics reports messages by status, webhooks by state, recent attempts with durations, and Redis."""
+    """/metrics reports messages by status, webhooks by state, recent attempts with durations, batches waiting for
+    their fan-out, and Redis."""
     monkeypatch.setitem(app.config, "WEBHOOKS_METRICS_PUBLIC", True)
     with app.app_context():
         webhook_id = make_webhook()
@@ -39,7 +40,14 @@ def test_metrics_count_messages_attempts_and_redis(app, client, api_token, fresh
         db.session.commit()
     client.post("/api/v1/events", json={"type": "asset.create", "assetId": 1, "userId": 1},
                 headers={"Authorization": f"Bearer {api_token}"})
+    assert "webhooks_fan_outs_waiting 0.0" in client.get("/metrics").get_data(as_text=True)
+    client.post("/api/v1/events", json=[{"type": "asset.create", "assetId": 2, "userId": 1}],
+                headers={"Authorization": f"Bearer {api_token}"})
     text = client.get("/metrics").get_data(as_text=True)
+    assert "webhooks_fan_outs_waiting 1.0" in text
+    (age,) = [float(line.split()[1]) for line in text.splitlines()
+              if line.startswith("webhooks_fan_out_oldest_seconds ")]
+    assert 0 < age < 60
     assert 'webhooks_messages{status="sent"} 1.0' in text
     assert 'webhooks_messages{status="failed"} 1.0' in text
     assert 'webhooks_messages{status="queued"} 1.0' in text

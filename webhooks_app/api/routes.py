@@ -42,7 +42,8 @@ def create_event():
     Sending the same event again with the same eventId answers with the first acceptance and stores nothing; a
     different event with that eventId is refused with 409. A batch (a JSON array) is all or nothing: when any
     event is bad none is stored, and the error names the first by index ([3].assetId) and lists every one in
-    `invalid`. An event is at most 64 KiB, a batch 1 MiB.
+    `invalid`. An event is at most 64 KiB, a batch 1 MiB. A batch's messages are made by the worker moments after
+    the answer (they appear in the log then); a single event's before it.
     """
     # Read before the token check: no transaction (on SQLite, the write lock) waits on a slow client.
     raw = read_body(limit=MAX_BATCH_BYTES)
@@ -67,14 +68,14 @@ def create_event():
     try:
         if isinstance(data, list):
             batch = emit_batch(data, scope=token_scope(use.token_id))
-            return jsonify({"events": [{"eventId": accepted.event_uuid, "messages": len(accepted.message_ids)}
+            return jsonify({"events": [{"eventId": accepted.event_uuid, "messages": accepted.messages}
                                        for accepted in batch],
                             "messages": messages_queued(batch)}), 202
         accepted = emit_event(data, scope=token_scope(use.token_id))
     except IntakeError as error:
         db.session.rollback()
         return refusal(error)
-    return jsonify({"eventId": accepted.event_uuid, "messages": len(accepted.message_ids)}), 202
+    return jsonify({"eventId": accepted.event_uuid, "messages": accepted.messages}), 202
 
 
 create_event.required_scope = EVENTS_WRITE

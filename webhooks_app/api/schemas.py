@@ -269,7 +269,7 @@ class Event(RootModel[Annotated[Union[EVENT_MODELS], Field(discriminator="type")
 
 
 class EventsBody(RootModel[Union[Event, Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]]]):  # noqa: UP007
-    """One event, or a batch of up to 500 stored all or nothing."""
+    """One event, or a batch of up to 500 stored all or nothing (a batch's messages are made by the worker)."""
 
 
 class EventAccepted(BaseModel):
@@ -280,7 +280,8 @@ class EventAccepted(BaseModel):
 class BatchAccepted(BaseModel):
     events: list[EventAccepted] = Field(description="One per event of the batch, in its order.")
     messages: int = Field(description="The messages of the whole batch, each counted once (an event sent twice "
-                                      "in a batch has one set).")
+                                      "in a batch has one set). The worker makes them moments after this answer; "
+                                      "they appear in the activity log and at /api/v1/messages then.")
 
 
 class EventsAccepted(RootModel[Union[EventAccepted, BatchAccepted]]):  # noqa: UP007

@@ -1,20 +1,21 @@
 """Batch intake: up to 500 events in one request, validated all or nothing and stored in one transaction with
-a handful of statements (one look-up of the subscribers, one INSERT of the events, one of their messages)."""
+a handful of statements (one look-up of the subscribers, one INSERT of the events, one of their fan-out); the
+worker makes their messages (services/fan_out.py)."""
 
 import functools
 import json
-import uuid
 from collections import defaultdict
+from datetime import datetime
 
-from sqlalchemy import Integer, String, bindparam, func, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..database import dialect_name, retry_once_on_disconnect
 from ..extensions import db
-from ..models import MessageStatus, utcnow
+from ..models import utcnow
 from . import intake_statements as statements
+from .fan_out import plan_fan_out
 from .intake import (
     LOCAL_SCOPE,
     MAX_EVENT_BYTES,
@@ -96,76 +97,18 @@ def _events_unless_stored(dialect: str):
             .returning(statements.events.c.id, statements.events.c.event_uuid))
 
 
-def _insert_events(events: list[ValidEvent], scope: str) -> dict[str, int]:
+def _insert_events(events: list[ValidEvent], scope: str, now: datetime) -> dict[str, int]:
     """Insert the events whose eventId this sender has not used; returns {eventId: id} of those inserted."""
     statement = _events_unless_stored(dialect_name())
-    now = utcnow()
     rows = [{"event_uuid": e.event_uuid, "scope": scope, "body_digest": e.digest, "event_type": e.event_type,
              "payload": e.payload, "subject_id": event_subject(e.event_type, e.payload), "created_at": now}
             for e in events]
     return {event_uuid: event_id for event_id, event_uuid in db.session.connection().execute(statement, rows)}
 
 
-@functools.cache
-def _messages_from_arrays():
-    """PostgreSQL: one Queued message per (webhook_id, event_id, event_type) of three parallel arrays."""
-    targets = (func.unnest(bindparam("webhook_ids", type_=ARRAY(Integer)), bindparam("event_ids", type_=ARRAY(Integer)),
-                           bindparam("event_types", type_=ARRAY(String)))
-               .table_valued("webhook_id", "event_id", "event_type").render_derived(name="targets"))
-    shared = [bindparam(f"shared_{name}", type_=column_type)
-              for name, column_type in statements.SHARED_MESSAGE_COLUMNS.items() if name not in ("event_id",
-                                                                                               "event_type")]
-    rows = select(func.gen_random_uuid().cast(String), targets.c.webhook_id, targets.c.event_id,
-                  targets.c.event_type, *shared)
-    columns = ["message_uuid", "webhook_id", "event_id", "event_type",
-               *(name for name in statements.SHARED_MESSAGE_COLUMNS if name not in ("event_id", "event_type"))]
-    return (insert(statements.messages).from_select(columns, rows)
-            .returning(statements.messages.c.id, statements.messages.c.event_id))
-
-
-@functools.cache
-def _messages_from_json():
-    """SQLite: one Queued message per [message_uuid, webhook_id, event_id, event_type] of a JSON array.
-
-    Binding 5,000 rows one by one costs SQLAlchemy far more than SQLite's insert: one JSON text is one parameter.
-    """
-    targets = func.json_each(bindparam("targets", type_=String)).table_valued("value", name="targets")
-    item = [func.json_extract(targets.c.value, f"$[{position}]") for position in range(4)]
-    shared = [bindparam(f"shared_{name}", type_=column_type)
-              for name, column_type in statements.SHARED_MESSAGE_COLUMNS.items() if name not in ("event_id",
-                                                                                               "event_type")]
-    rows = select(*item, *shared).select_from(targets)
-    columns = ["message_uuid", "webhook_id", "event_id", "event_type",
-               *(name for name in statements.SHARED_MESSAGE_COLUMNS if name not in ("event_id", "event_type"))]
-    return (insert(statements.messages).from_select(columns, rows)
-            .returning(statements.messages.c.id, statements.messages.c.event_id))
-
-
-def _insert_messages(targets: list[tuple[int, int, str]]) -> dict[int, list[int]]:
-    """One Queued message per (webhook_id, event_id, event_type), due now; returns {event_id: [message ids]}."""
-    created = defaultdict(list)
-    if not targets:
-        return created
-    now = utcnow()
-    shared = {"is_test": False, "status": MessageStatus.QUEUED, "attempts_made": 0, "next_attempt_at": now,
-              "enqueued_at": now, "created_at": now, "updated_at": now}
-    connection = db.session.connection()
-    if dialect_name() == "postgresql":
-        webhook_ids, event_ids, event_types = (list(column) for column in zip(*targets, strict=True))
-        result = connection.execute(_messages_from_arrays(), {
-            "webhook_ids": webhook_ids, "event_ids": event_ids, "event_types": event_types,
-            **{f"shared_{name}": value for name, value in shared.items()}})
-    else:
-        rows = json.dumps([[str(uuid.uuid4()), *target] for target in targets])
-        result = connection.execute(_messages_from_json(), {
-            "targets": rows, **{f"shared_{name}": value for name, value in shared.items()}})
-    for message_id, event_id in result:
-        created[event_id].append(message_id)
-    return created
-
-
 def store_batch(events: list[ValidEvent], scope: str) -> list[AcceptedEvent]:
-    """Store a validated batch, one AcceptedEvent per event in order; callers commit.
+    """Store a validated batch's events and their fan-out (the worker makes the messages), one AcceptedEvent per
+    event in order; callers commit.
 
     As for one event: a repeat (same eventId and body as before) answers its first acceptance and stores
     nothing; an eventId used before for a different event raises BatchRefused (409) naming its index.
@@ -175,19 +118,19 @@ def store_batch(events: list[ValidEvent], scope: str) -> list[AcceptedEvent]:
         if event.triggers:
             firsts.setdefault(event.event_uuid, event)
     subscribers = _subscribers(sorted({event.event_type for event in firsts.values()}))
-    inserted = _insert_events(list(firsts.values()), scope) if firsts else {}
-    messages = _insert_messages([(webhook_id, inserted[event.event_uuid], event.event_type)
-                                 for event in firsts.values() if event.event_uuid in inserted
-                                 for webhook_id in subscribers[event.event_type]])
+    now = utcnow()
+    inserted = _insert_events(list(firsts.values()), scope, now) if firsts else {}
+    fan_out_id = plan_fan_out({event_id: firsts[event_uuid].event_type for event_uuid, event_id in inserted.items()},
+                              subscribers, accepted_at=now)
     accepted = []
     for index, event in enumerate(events):
         try:
             if not event.triggers:
                 accepted.append(stored_repeat(event, scope) or AcceptedEvent(event.event_uuid))
             elif event.event_uuid in inserted:
-                event_id = inserted[event.event_uuid]
-                webhook_ids = [webhook_id for webhook_id in subscribers[event.event_type]]
-                accepted.append(AcceptedEvent(event.event_uuid, sorted(messages[event_id]), webhook_ids=webhook_ids))
+                webhook_ids = subscribers[event.event_type]
+                accepted.append(AcceptedEvent(event.event_uuid, webhook_ids=webhook_ids,
+                                              fan_out_id=fan_out_id if webhook_ids else None))
             else:
                 repeat = stored_repeat(event, scope)
                 if repeat is None:  # pruned between the INSERT and this look-up: a rare retry makes it again
@@ -220,5 +163,6 @@ def emit_batch(items, scope: str = LOCAL_SCOPE) -> list[AcceptedEvent]:
 
 
 def messages_queued(accepted: list[AcceptedEvent]) -> int:
-    """The messages of a batch's events, each counted once (an event sent twice in a batch has one set)."""
-    return len({message_id for event in accepted for message_id in event.message_ids})
+    """The messages of a batch's events, made or owed, each event counted once (an event sent twice in a batch has
+    one set)."""
+    return sum({event.event_uuid: event.messages for event in accepted}.values())

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import Message, MessageStatus, utcnow
 from . import intake_statements as statements
 from .dispatch import request_batches
+from .fan_out import awaited_fan_out, request_fan_outs
 
 FOLDER_CHANGE_FIELDS = frozenset({"parent", "name", "description", "path", "visibility", "portalImage", "modifiedBy"})
 USER_CHANGE_FIELDS = frozenset({
@@ -68,9 +69,15 @@ class ValidEvent:
 @dataclass
 class AcceptedEvent:
     event_uuid: str
-    message_ids: list[int] = field(default_factory=list)
+    message_ids: list[int] = field(default_factory=list)  # empty while its fan-out waits for the worker
     duplicate: bool = False
-    webhook_ids: list[int] = field(default_factory=list)  # of its messages
+    webhook_ids: list[int] = field(default_factory=list)  # of its messages, made or owed by a fan-out
+    fan_out_id: int | None = None  # the FanOut that will make its messages (events of a batch)
+
+    @property
+    def messages(self) -> int:
+        """The messages it is sent as: one per webhook (made, or owed by its fan-out)."""
+        return len(self.webhook_ids)
 
 
 def subject_keys(event_type: str) -> tuple[str, ...]:
@@ -196,6 +203,10 @@ def stored_repeat(event: ValidEvent, scope: str) -> AcceptedEvent | None:
         raise IntakeError(409, "eventId", f"eventId {event.event_uuid} was already used for a different event; "
                                           "send a new eventId, or repeat the first event exactly")
     sent = [row for row in rows if row.message_id is not None]
+    if not sent:
+        awaited = awaited_fan_out(rows[0].id, event.event_type)
+        if awaited is not None:
+            return AcceptedEvent(event.event_uuid, duplicate=True, webhook_ids=awaited[1], fan_out_id=awaited[0])
     return AcceptedEvent(event.event_uuid, [row.message_id for row in sent], duplicate=True,
                          webhook_ids=sorted({row.webhook_id for row in sent if row.webhook_id is not None}))
 
@@ -315,10 +326,14 @@ def emit_event(data: dict, scope: str = LOCAL_SCOPE) -> AcceptedEvent:
 
 
 def ask_for_sending(accepted: list[AcceptedEvent], retried: bool) -> None:
-    """Request batches for the webhooks of newly stored events (after the commit). A repeat's were asked for when
-    it was first accepted, unless the store was retried: then a "repeat" may be this very event, committed just
-    before the connection died."""
-    webhook_ids = sorted({webhook_id for event in accepted if not event.duplicate or retried
+    """Request batches for the webhooks of newly stored events, or their fan-outs (after the commit). A repeat's
+    were asked for when it was first accepted, unless the store was retried: then a "repeat" may be this very
+    event, committed just before the connection died."""
+    asked = [event for event in accepted if not event.duplicate or retried]
+    fan_out_ids = sorted({event.fan_out_id for event in asked if event.fan_out_id is not None})
+    webhook_ids = sorted({webhook_id for event in asked if event.fan_out_id is None
                           for webhook_id in event.webhook_ids})
+    if fan_out_ids:
+        request_fan_outs(fan_out_ids)
     if webhook_ids:
         request_batches(webhook_ids)

@@ -7,7 +7,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFami
 from sqlalchemy import case, func, select
 
 from ..extensions import db, queue_redis
-from ..models import Attempt, Message, MessageStatus, Webhook, utcnow
+from ..models import Attempt, FanOut, Message, MessageStatus, Webhook, utcnow
 from .counters import REPLAYED_MISSED_EVENTS, REPLAYED_SEND_AGAIN, counter_values
 
 DURATION_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -34,6 +34,12 @@ class WebhooksCollector:
             Message.status.in_(MessageStatus.PENDING), Message.next_attempt_at <= utcnow()))
         yield GaugeMetricFamily("webhooks_messages_due", "Messages whose next attempt is due now (backlog).",
                                 value=due)
+        waiting, oldest = db.session.execute(select(func.count(), func.min(FanOut.created_at))).one()
+        yield GaugeMetricFamily("webhooks_fan_outs_waiting", "Accepted batches whose messages the worker has yet to "
+                                "make.", value=waiting)
+        yield GaugeMetricFamily("webhooks_fan_out_oldest_seconds", "Age of the oldest batch still waiting for its "
+                                "messages (0 when none waits).",
+                                value=(utcnow() - oldest).total_seconds() if oldest else 0)
 
     def _webhooks(self):
         family = GaugeMetricFamily("webhooks_webhooks", "Webhooks by state.", labels=["state"])

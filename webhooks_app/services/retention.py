@@ -25,6 +25,7 @@ from ..models import (
     ReplayStatus,
     utcnow,
 )
+from .fan_out import awaiting_fan_out
 from .secret_rotation import clear_expired_previous_secrets
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def prune_log(retention_days: int, now: datetime | None = None, batch_size: int 
                                        Event.id <= Replay.last_event_id)
     orphaned_events = (
         select(Event.id)
-        .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id), ~awaited_by_replay)
+        .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id), ~awaited_by_replay,
+               ~awaiting_fan_out())
         .limit(batch_size)
     )
 

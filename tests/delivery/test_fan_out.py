@@ -1,0 +1,154 @@
+"""A batch's messages are made by the worker's fan-out: through a real worker to a real HTTPS receiver, again by
+the sweeper when its queue entry is lost, once however many run it, and never for a deleted webhook."""
+
+import threading
+import uuid
+from datetime import timedelta
+
+from conftest import wait_for
+from sqlalchemy import func, select, update
+
+from webhooks_app.extensions import db
+from webhooks_app.models import Event, FanOut, Message, MessageStatus, Webhook, utcnow
+from webhooks_app.services.batch_intake import store_batch, validate_batch
+from webhooks_app.services.fan_out import fan_out_messages, make_fan_out_messages
+from webhooks_app.services.retention import prune_log
+from webhooks_app.services.webhooks import WebhookFields, create_webhook
+
+
+def add_webhook(app, url: str, name: str = "Receiver") -> int:
+    with app.app_context():
+        webhook, _ = create_webhook(WebhookFields(name, url, ("asset.create",), True))
+        db.session.commit()
+        webhook_id = webhook.id
+        db.session.remove()
+        return webhook_id
+
+
+def assets(count: int, first: int = 1) -> list[dict]:
+    return [{"type": "asset.create", "assetId": asset_id, "userId": 1} for asset_id in range(first, first + count)]
+
+
+def store_without_asking(app, items: list[dict]) -> int:
+    """Store a batch as the intake does but send no queue entry for its fan-out (as if Redis lost it)."""
+    with app.app_context():
+        accepted = store_batch(validate_batch(items), "local")
+        db.session.commit()
+        db.session.remove()
+    return accepted[0].fan_out_id
+
+
+def counts(app) -> dict[str, int]:
+    with app.app_context():
+        found = {"fan_outs": db.session.scalar(select(func.count()).select_from(FanOut)),
+                 "messages": db.session.scalar(select(func.count()).select_from(Message)),
+                 "sent": db.session.scalar(select(func.count()).select_from(Message).where(
+                     Message.status == MessageStatus.SENT))}
+        db.session.remove()
+        return found
+
+
+def message_pairs(app) -> list[tuple[int, int]]:
+    with app.app_context():
+        pairs = db.session.execute(select(Message.webhook_id, Message.event_id).order_by(Message.id)).all()
+        db.session.remove()
+        return sorted(tuple(pair) for pair in pairs)
+
+
+def test_a_batch_reaches_every_subscribed_webhook_once_through_the_worker(app, client, api_token, receiver,
+                                                                         delivery_processes):
+    """A batch of 25 events to two webhooks: the 202 counts 50 messages, the worker makes and sends all 50, each
+    event reaches each endpoint once, and no fan-out is left."""
+    add_webhook(app, receiver.url("/ok/first"))
+    add_webhook(app, receiver.url("/ok/second"))
+    response = client.post("/api/v1/events", json=assets(25), headers={"Authorization": f"Bearer {api_token}"})
+    assert response.status_code == 202 and response.get_json()["messages"] == 50
+    wait_for(lambda: counts(app)["sent"] == 50, timeout=30, message="all fifty messages to be Sent")
+    received = receiver.received
+    for path in ("/ok/first", "/ok/second"):
+        sent = sorted(delivery.json()["event"]["assetId"] for delivery in received if delivery.path == path)
+        assert sent == list(range(1, 26))
+    assert counts(app) == {"fan_outs": 0, "messages": 50, "sent": 50}
+
+
+def test_a_fan_out_whose_queue_entry_was_lost_is_sent_again_by_the_sweeper(app, receiver, delivery_processes):
+    """A fan-out stored with no queue entry (Redis lost it) is found by the scheduler's sweep once it is older than
+    WEBHOOKS_REQUEUE_AFTER_SECONDS (1 s here), and its messages are made and sent."""
+    add_webhook(app, receiver.url("/ok/lost"))
+    store_without_asking(app, assets(3))
+    assert counts(app) == {"fan_outs": 1, "messages": 0, "sent": 0}
+    wait_for(lambda: counts(app)["sent"] == 3, timeout=30, message="the lost fan-out's three messages to be Sent")
+    assert sorted(delivery.json()["event"]["assetId"] for delivery in receiver.received) == [1, 2, 3]
+    assert counts(app)["fan_outs"] == 0
+
+
+def test_fan_out_skips_deleted_webhooks_and_events_that_have_a_message_already(app):
+    """A webhook deleted after the batch was accepted gets nothing (no foreign-key failure); an event a replay
+    has already sent to the other webhook gets no second message there; running the fan-out again makes nothing."""
+    kept = add_webhook(app, "https://hooks.example.com/kept", "Kept")
+    deleted = add_webhook(app, "https://hooks.example.com/deleted", "Deleted")
+    fan_out_id = store_without_asking(app, assets(3))
+    with app.app_context():
+        event_ids = db.session.scalars(select(Event.id).order_by(Event.id)).all()
+        db.session.delete(db.session.get(Webhook, deleted))
+        now = utcnow()
+        db.session.add(Message(message_uuid=str(uuid.uuid4()), webhook_id=kept, event_id=event_ids[0],
+                               event_type="asset.create", status=MessageStatus.SENT, attempts_made=1,
+                               next_attempt_at=now, created_at=now, updated_at=now))
+        db.session.commit()
+        assert fan_out_messages(fan_out_id) == [kept]
+        db.session.commit()
+        assert fan_out_messages(fan_out_id) == []
+        db.session.commit()
+        db.session.remove()
+    assert message_pairs(app) == [(kept, event_id) for event_id in event_ids]
+    assert counts(app)["fan_outs"] == 0
+
+
+def test_two_workers_running_one_fan_out_make_each_message_once(app):
+    """Two threads run the fan-out actor for the same fan-out at the same moment: one makes the 40 messages (two
+    webhooks, 20 events) and the other finds it taken or gone."""
+    first = add_webhook(app, "https://hooks.example.com/one", "One")
+    second = add_webhook(app, "https://hooks.example.com/two", "Two")
+    fan_out_id = store_without_asking(app, assets(20))
+    barrier = threading.Barrier(2)
+    failures = []
+
+    def run():
+        try:
+            with app.app_context():
+                barrier.wait(timeout=10)
+                make_fan_out_messages(fan_out_id)
+                db.session.remove()
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == []
+    pairs = message_pairs(app)
+    assert len(pairs) == 40 and len(set(pairs)) == 40
+    assert {webhook_id for webhook_id, _ in pairs} == {first, second}
+
+
+def test_the_prune_keeps_events_that_await_their_fan_out(app):
+    """Events accepted 40 days ago whose fan-out has not run (the worker was down) are not pruned as events without
+    messages; once the fan-out has made their messages, those are dated when the events were accepted."""
+    add_webhook(app, "https://hooks.example.com/late")
+    fan_out_id = store_without_asking(app, assets(2))
+    long_ago = utcnow() - timedelta(days=40)
+    with app.app_context():
+        db.session.execute(update(Event).values(created_at=long_ago))
+        db.session.execute(update(FanOut).values(created_at=long_ago))
+        db.session.commit()
+        prune_log(30)
+        db.session.commit()
+        assert db.session.scalar(select(func.count()).select_from(Event)) == 2
+        fan_out_messages(fan_out_id)
+        db.session.commit()
+        dates = db.session.scalars(select(Message.created_at)).all()
+        db.session.remove()
+    assert dates == [long_ago, long_ago]
