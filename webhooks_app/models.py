@@ -185,6 +185,8 @@ class FanOut(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     event_ids: Mapped[list] = mapped_column(db.JSON)
     subscribers: Mapped[dict] = mapped_column(db.JSON)
+    # {webhook id: its created_at}: a webhook deleted meanwhile whose id SQLite gave to a new one gets nothing.
+    webhooks_created: Mapped[dict] = mapped_column(db.JSON)
     # The batch's smallest and largest event ids: the prune keeps every event between them until it is done.
     first_event_id: Mapped[int]
     last_event_id: Mapped[int]

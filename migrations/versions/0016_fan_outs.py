@@ -21,6 +21,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('event_ids', sa.JSON(), nullable=False),
     sa.Column('subscribers', sa.JSON(), nullable=False),
+    sa.Column('webhooks_created', sa.JSON(), nullable=False),
     sa.Column('first_event_id', sa.Integer(), nullable=False),
     sa.Column('last_event_id', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),

@@ -10,8 +10,11 @@ from sqlalchemy import func, select, update
 
 from webhooks_app.extensions import db
 from webhooks_app.models import Event, FanOut, Message, MessageStatus, Webhook, utcnow
+from webhooks_app.services.activity import log_page
 from webhooks_app.services.batch_intake import store_batch, validate_batch
 from webhooks_app.services.fan_out import fan_out_messages, make_fan_out_messages
+from webhooks_app.services.intake import accept_event
+from webhooks_app.services.log_filters import LogFilter, first_message_id_since
 from webhooks_app.services.retention import prune_log
 from webhooks_app.services.webhooks import WebhookFields, create_webhook
 
@@ -83,14 +86,18 @@ def test_a_fan_out_whose_queue_entry_was_lost_is_sent_again_by_the_sweeper(app, 
 
 
 def test_fan_out_skips_deleted_webhooks_and_events_that_have_a_message_already(app):
-    """A webhook deleted after the batch was accepted gets nothing (no foreign-key failure); an event a replay
-    has already sent to the other webhook gets no second message there; running the fan-out again makes nothing."""
+    """A webhook deleted after the batch was accepted gets nothing (no foreign-key failure), nor another webhook
+    made later with its id (SQLite reuses the largest id); an event a replay has already sent to the other webhook
+    gets no second message there; running the fan-out again makes nothing."""
     kept = add_webhook(app, "https://hooks.example.com/kept", "Kept")
     deleted = add_webhook(app, "https://hooks.example.com/deleted", "Deleted")
     fan_out_id = store_without_asking(app, assets(3))
     with app.app_context():
         event_ids = db.session.scalars(select(Event.id).order_by(Event.id)).all()
         db.session.delete(db.session.get(Webhook, deleted))
+        db.session.flush()
+        db.session.add(Webhook(id=deleted, name="Unrelated", url="https://unrelated.example.com/", enabled=True,
+                               secret_encrypted="not used", created_at=utcnow() + timedelta(seconds=1)))
         now = utcnow()
         db.session.add(Message(message_uuid=str(uuid.uuid4()), webhook_id=kept, event_id=event_ids[0],
                                event_type="asset.create", status=MessageStatus.SENT, attempts_made=1,
@@ -136,7 +143,8 @@ def test_two_workers_running_one_fan_out_make_each_message_once(app):
 
 def test_the_prune_keeps_events_that_await_their_fan_out(app):
     """Events accepted 40 days ago whose fan-out has not run (the worker was down) are not pruned as events without
-    messages; once the fan-out has made their messages, those are dated when the events were accepted."""
+    messages; once the fan-out has made their messages, those are dated when made (the log's time filters rely on
+    ids rising with dates), and the events keep their acceptance time."""
     add_webhook(app, "https://hooks.example.com/late")
     fan_out_id = store_without_asking(app, assets(2))
     long_ago = utcnow() - timedelta(days=40)
@@ -147,8 +155,31 @@ def test_the_prune_keeps_events_that_await_their_fan_out(app):
         prune_log(30)
         db.session.commit()
         assert db.session.scalar(select(func.count()).select_from(Event)) == 2
+        made_after = utcnow()
         fan_out_messages(fan_out_id)
         db.session.commit()
         dates = db.session.scalars(select(Message.created_at)).all()
+        event_dates = db.session.scalars(select(Event.created_at)).all()
         db.session.remove()
-    assert dates == [long_ago, long_ago]
+    assert len(dates) == 2 and all(date >= made_after for date in dates)
+    assert event_dates == [long_ago, long_ago]
+
+
+def test_a_late_fan_out_hides_no_message_from_the_logs_time_range(app):
+    """A batch accepted 10 minutes ago is fanned out after a single event's message was made: a time range from 11
+    minutes ago (found by the first message created since then) still shows every message."""
+    webhook_id = add_webhook(app, "https://hooks.example.com/range")
+    fan_out_id = store_without_asking(app, assets(2))
+    with app.app_context():
+        db.session.execute(update(Event).values(created_at=utcnow() - timedelta(minutes=10)))
+        db.session.execute(update(FanOut).values(created_at=utcnow() - timedelta(minutes=10)))
+        db.session.commit()
+        accept_event({"type": "asset.create", "assetId": 99, "userId": 1})
+        db.session.commit()
+        fan_out_messages(fan_out_id)
+        db.session.commit()
+        in_range = LogFilter(webhook_id, first_id=first_message_id_since(utcnow() - timedelta(minutes=11)))
+        shown = [message.id for message in log_page(in_range).messages]
+        every = db.session.scalars(select(Message.id)).all()
+        db.session.remove()
+    assert len(every) == 3 and sorted(shown) == sorted(every)

@@ -17,6 +17,7 @@ from ..models import MessageStatus, Webhook, utcnow
 from ..redis_status import redis_is_available
 from ..services import activity
 from ..services.dispatch import request_batches
+from ..services.fan_out import LateFanOuts, late_fan_outs
 from ..services.log_filters import TIME_RANGES, LogFilter, first_message_id_since
 from ..services.send_again import SendAgainRefused, send_again, send_again_problem, sent_again_as
 from ..services.webhooks import WebhookNotFound, get_webhook, list_webhooks
@@ -65,7 +66,7 @@ def _log_context(webhook, form: LogQueryForm) -> dict:
         log_filter = _log_filter(form, shown_webhook, now)
         page = activity.log_page(log_filter, before=form.before.data, after=form.after.data,
                                  oldest=bool(form.oldest.data))
-    redis_available = redis_is_available()
+    redis_available, late = redis_is_available(), late_fan_outs()
     return {
         "webhook": webhook,
         "webhook_id": webhook_id,
@@ -77,10 +78,12 @@ def _log_context(webhook, form: LogQueryForm) -> dict:
         # All activity's summary counts every message of 30 days: the page asks for it on its own (summary()).
         **(_summary_context(webhook_id, now) if webhook else {"summary_deferred": True}),
         "poll": _poll_state(page.messages, live=page.is_newest and not form.errors, rendered_at=now,
-                            summary=activity.summary_fingerprint(webhook_id, now), redis_available=redis_available),
+                            summary=activity.summary_fingerprint(webhook_id, now),
+                            alerts=alerts_state(redis_available, late)),
         "labels": MessageStatus.LABELS,
         "webhooks_by_id": webhooks,
         "redis_available": redis_available,
+        "late_fan_outs": late,
     }
 
 
@@ -100,7 +103,12 @@ def summary():
     return render_template("activity/summary.html", **context)
 
 
-def _poll_state(messages, live: bool, rendered_at: datetime, summary: str, redis_available: bool) -> dict:
+def alerts_state(redis_available: bool, late: LateFanOuts | None) -> str:
+    """What the page's alerts show (Redis down, batches waiting for the worker), as the poll's `redis` value."""
+    return ("up" if redis_available else "down") + (f"|late:{late.fingerprint}" if late else "")
+
+
+def _poll_state(messages, live: bool, rendered_at: datetime, summary: str, alerts: str) -> dict:
     return {
         "newest": max((m.id for m in messages), default=0),
         "pending": ",".join(str(m.id) for m in messages if m.status in MessageStatus.PENDING),
@@ -108,7 +116,7 @@ def _poll_state(messages, live: bool, rendered_at: datetime, summary: str, redis
         "since": (rendered_at - CLOCK_MARGIN).isoformat(),
         "live": "1" if live else "",
         "summary": summary,
-        "redis": "up" if redis_available else "down",
+        "redis": alerts,
     }
 
 
@@ -236,8 +244,8 @@ def poll():
     changes = activity.log_changes(log_filter, form.newest.data or 0, pending, since, include_new=bool(form.live.data))
     summary_webhook = None if all_activity else form.webhook.data
     summary = activity.summary_fingerprint(summary_webhook, now)
-    redis_available = redis_is_available()
-    redis_state = "up" if redis_available else "down"
+    redis_available, late = redis_is_available(), late_fan_outs()
+    redis_state = alerts_state(redis_available, late)
     blocks = []
     if changes.changed or changes.new:
         blocks.append("poll_rows")
@@ -260,12 +268,13 @@ def poll():
     context = {"changes": changes, "poll": state, "webhook_id": summary_webhook, "show_webhook": all_activity,
                "filters": form.filters(), "was_empty": not form.newest.data, "labels": MessageStatus.LABELS,
                "webhooks_by_id": {w.id: w for w in list_webhooks()} if all_activity else {},
-               "redis_available": redis_available}
+               "redis_available": redis_available, "late_fan_outs": late}
     if "summary" in blocks:
         context.update(_summary_context(summary_webhook, now))
     answer = render_blocks(PAGE, [*blocks, "poller"], oob=True, **context)
     if redis_changed:
-        answer += render_template("_redis_alert.html", oob=True, redis_available=redis_available)
+        answer += (render_template("_redis_alert.html", oob=True, redis_available=redis_available)
+                   + render_template("_fan_out_alert.html", oob=True, late_fan_outs=late))
     return answer
 
 

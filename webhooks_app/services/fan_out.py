@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
@@ -47,7 +48,9 @@ def plan_fan_out(event_ids: dict[int, str], subscribers: dict[str, list[int]], a
     if not owed:
         return None
     used_types = {event_ids[event_id] for event_id in owed}
-    fan_out = FanOut(event_ids=owed, subscribers={name: subscribers[name] for name in sorted(used_types)},
+    used = {name: subscribers[name] for name in sorted(used_types)}
+    fan_out = FanOut(event_ids=owed, subscribers=used,
+                     webhooks_created=webhook_identities(sorted({w for ids in used.values() for w in ids})),
                      first_event_id=owed[0], last_event_id=owed[-1], created_at=accepted_at, enqueued_at=accepted_at)
     db.session.add(fan_out)
     db.session.flush()
@@ -102,11 +105,25 @@ def fan_out_messages(fan_out_id: int) -> list[int]:
     if fan_out is None:
         return []
     found = db.session.execute(select(Event.id, Event.event_type).where(Event.id.in_(fan_out.event_ids))).all()
+    same = same_webhooks(fan_out.webhooks_created)
     targets = [(webhook_id, event_id, event_type) for event_id, event_type in sorted(found)
-               for webhook_id in fan_out.subscribers.get(event_type, [])]
-    made = insert_messages(targets, accepted_at=fan_out.created_at)
+               for webhook_id in fan_out.subscribers.get(event_type, []) if webhook_id in same]
+    made = insert_messages(targets)
     db.session.delete(fan_out)
     return made
+
+
+def webhook_identities(webhook_ids) -> dict[str, str]:
+    """{id: created_at} of webhooks: what tells a webhook from a later one given its id (SQLite reuses the largest
+    id of a deleted row)."""
+    rows = db.session.execute(select(webhooks.c.id, webhooks.c.created_at).where(webhooks.c.id.in_(webhook_ids)))
+    return {str(webhook_id): created_at.isoformat() for webhook_id, created_at in rows}
+
+
+def same_webhooks(identities: dict[str, str]) -> set[int]:
+    """The ids of `identities` still held by the same webhooks (not deleted, nor replaced by one with its id)."""
+    current = webhook_identities([int(webhook_id) for webhook_id in identities])
+    return {int(webhook_id) for webhook_id, created in identities.items() if current.get(webhook_id) == created}
 
 
 def _insert_for_dialect(dialect: str):
@@ -115,7 +132,7 @@ def _insert_for_dialect(dialect: str):
 
 def _messages_from(dialect: str, targets):
     """INSERT … SELECT of a Queued message per row of `targets` (webhook_id, event_id, event_type and, on SQLite,
-    message_uuid) whose webhook exists and has no message for the event yet; returns the webhooks' ids."""
+    message_uuid) whose webhook still exists and has no message for the event yet; returns the webhooks' ids."""
     message_uuid = func.gen_random_uuid().cast(String) if dialect == "postgresql" else targets.c.message_uuid
     shared = [bindparam(f"shared_{name}", type_=column_type) for name, column_type in MESSAGE_COLUMNS.items()
               if name not in ("message_uuid", "webhook_id", "event_id", "event_type")]
@@ -152,14 +169,18 @@ def _messages_from_json():
     return _messages_from("sqlite", targets)
 
 
-def insert_messages(targets: list[tuple[int, int, str]], accepted_at: datetime) -> list[int]:
-    """One Queued message per (webhook_id, event_id, event_type), due now and dated when its event was accepted;
-    returns the ids of the webhooks that got one."""
+def insert_messages(targets: list[tuple[int, int, str]]) -> list[int]:
+    """One Queued message per (webhook_id, event_id, event_type), due now; returns the ids of the webhooks that got
+    one.
+
+    Messages are dated now, not when their events were accepted: the log's time filters rely on ids rising with
+    `created_at` (the event keeps its acceptance time).
+    """
     if not targets:
         return []
     now = utcnow()
     shared = {"shared_is_test": False, "shared_status": MessageStatus.QUEUED, "shared_attempts_made": 0,
-              "shared_next_attempt_at": now, "shared_enqueued_at": now, "shared_created_at": accepted_at,
+              "shared_next_attempt_at": now, "shared_enqueued_at": now, "shared_created_at": now,
               "shared_updated_at": now}
     connection = db.session.connection()
     if dialect_name() == "postgresql":
@@ -189,6 +210,28 @@ def requeue_fan_outs(now: datetime | None = None) -> int:
     if not due:
         return 0
     return len(due) if request_fan_outs(sorted(due)) else 0
+
+
+@dataclass(frozen=True)
+class LateFanOuts:
+    """Accepted batches whose messages the worker has not made within WEBHOOKS_REQUEUE_AFTER_SECONDS."""
+
+    events: int
+    since: datetime
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.events}@{self.since:%Y%m%d%H%M%S}"
+
+
+def late_fan_outs(now: datetime | None = None) -> LateFanOuts | None:
+    """The events of fan-outs older than WEBHOOKS_REQUEUE_AFTER_SECONDS and the oldest's acceptance (the worker is
+    down or far behind), or None."""
+    stale = (now or utcnow()) - timedelta(seconds=current_app.config["WEBHOOKS_REQUEUE_AFTER_SECONDS"])
+    events, since = db.session.execute(
+        select(func.coalesce(func.sum(func.json_array_length(FanOut.event_ids)), 0), func.min(FanOut.created_at))
+        .where(FanOut.created_at < stale)).one()
+    return LateFanOuts(int(events), since) if since is not None else None
 
 
 def awaiting_fan_out():

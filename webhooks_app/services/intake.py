@@ -203,12 +203,11 @@ def stored_repeat(event: ValidEvent, scope: str) -> AcceptedEvent | None:
         raise IntakeError(409, "eventId", f"eventId {event.event_uuid} was already used for a different event; "
                                           "send a new eventId, or repeat the first event exactly")
     sent = [row for row in rows if row.message_id is not None]
-    if not sent:
-        awaited = awaited_fan_out(rows[0].id, event.event_type)
-        if awaited is not None:
-            return AcceptedEvent(event.event_uuid, duplicate=True, webhook_ids=awaited[1], fan_out_id=awaited[0])
+    webhook_ids = {row.webhook_id for row in sent if row.webhook_id is not None}
+    # A batch's event may await its fan-out, with some messages made meanwhile (by a replay): it owes both.
+    fan_out_id, owed = awaited_fan_out(rows[0].id, event.event_type) or (None, [])
     return AcceptedEvent(event.event_uuid, [row.message_id for row in sent], duplicate=True,
-                         webhook_ids=sorted({row.webhook_id for row in sent if row.webhook_id is not None}))
+                         webhook_ids=sorted(webhook_ids | set(owed)), fan_out_id=fan_out_id)
 
 
 def store_event(event_uuid: str, event_type: str, payload: dict, scope: str, digest: str | None = None) -> int | None:
