@@ -7,11 +7,13 @@ from datetime import timedelta
 
 from conftest import wait_for
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
-from webhooks_app.extensions import db
+from webhooks_app.extensions import db, queue_redis
 from webhooks_app.models import Event, FanOut, Message, MessageStatus, Webhook, utcnow
 from webhooks_app.services.activity import log_page
 from webhooks_app.services.batch_intake import store_batch, validate_batch
+from webhooks_app.services.dispatch import batch_request_key
 from webhooks_app.services.fan_out import fan_out_messages, make_fan_out_messages
 from webhooks_app.services.intake import accept_event
 from webhooks_app.services.log_filters import LogFilter, first_message_id_since
@@ -183,3 +185,29 @@ def test_a_late_fan_out_hides_no_message_from_the_logs_time_range(app):
         every = db.session.scalars(select(Message.id)).all()
         db.session.remove()
     assert len(every) == 3 and sorted(shown) == sorted(every)
+
+
+def test_a_commit_whose_answer_was_lost_still_asks_for_the_batches(app, monkeypatch):
+    """When the fan-out's COMMIT goes through but its connection dies before the answer, the retry finds the fan-out
+    gone; the batches of the webhooks the first try made messages for are still asked for, not left to the sweeper.
+    (A unit test of the actor: the lost answer is raised after a real COMMIT.)"""
+    webhook_id = add_webhook(app, "https://hooks.example.com/lost-answer")
+    fan_out_id = store_without_asking(app, assets(2))
+    with app.app_context():
+        requests = queue_redis()
+        key = batch_request_key(webhook_id)
+        requests.delete(key)
+        real_commit, commits = db.session.commit, []
+
+        def commit_then_lose_the_answer():
+            real_commit()
+            commits.append(1)
+            if len(commits) == 1:
+                raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"),
+                                       connection_invalidated=True)
+
+        monkeypatch.setattr(db.session, "commit", commit_then_lose_the_answer)
+        make_fan_out_messages(fan_out_id)
+        db.session.remove()
+    assert len(commits) == 2 and requests.exists(key)
+    assert counts(app) == {"fan_outs": 0, "messages": 2, "sent": 0}

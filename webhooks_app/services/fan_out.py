@@ -84,13 +84,15 @@ def request_fan_outs(fan_out_ids: list[int]) -> bool:
 @actor(queue_name=DELIVERY_QUEUE, max_retries=0, time_limit=120_000)
 def make_fan_out_messages(fan_out_id: int) -> None:
     """Make a fan-out's messages, commit, and ask for their sending (idempotent: a finished fan-out is gone)."""
+    webhook_ids: set[int] = set()
 
-    def make_and_commit() -> list[int]:
-        made = fan_out_messages(fan_out_id)
+    def make_and_commit() -> None:
+        # Kept across the retry: a COMMIT that went through as its connection died leaves the retry nothing to do.
+        webhook_ids.update(fan_out_messages(fan_out_id))
         db.session.commit()
-        return made
 
-    request_batches(retry_once_on_disconnect(make_and_commit, "making a batch's messages"))
+    retry_once_on_disconnect(make_and_commit, "making a batch's messages")
+    request_batches(sorted(webhook_ids))
 
 
 def fan_out_messages(fan_out_id: int) -> list[int]:
