@@ -127,11 +127,17 @@ def request_batches(webhook_ids: list[int]) -> bool:
 
 def enqueue_messages(message_ids: list[int]) -> bool:
     """Put committed single messages on the queue; False (logged) when Redis is down: the sweeper sends them."""
+    return send_each(deliver, message_ids, "webhook message(s)")
+
+
+def send_each(queued_actor, row_ids: list[int], what: str) -> bool:
+    """One queue entry of `queued_actor` per committed row; False (logged) when Redis is down (the rows wait in the
+    database for their sweeper)."""
     try:
-        for message_id in message_ids:
-            deliver.send(message_id)
+        for row_id in row_ids:
+            queued_actor.send(row_id)
     except redis.RedisError as error:
-        logger.error("Redis unavailable: %d webhook message(s) wait in the database (%s)", len(message_ids), error)
+        logger.error("Redis unavailable: %d %s wait in the database (%s)", len(row_ids), what, error)
         return False
     return True
 

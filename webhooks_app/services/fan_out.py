@@ -8,12 +8,10 @@ one transaction, and the scheduler sends the actor again for a row whose queue e
 
 import functools
 import json
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import redis
 from flask import current_app
 from sqlalchemy import Boolean, DateTime, Integer, String, and_, bindparam, exists, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -24,9 +22,7 @@ from ..database import dialect_name, retry_once_on_disconnect
 from ..extensions import actor, db
 from ..models import PENDING_CONDITION, Event, FanOut, MessageStatus, utcnow
 from . import intake_statements as statements
-from .dispatch import DELIVERY_QUEUE, request_batches
-
-logger = logging.getLogger(__name__)
+from .dispatch import DELIVERY_QUEUE, request_batches, send_each
 
 messages = statements.messages
 webhooks = statements.webhooks
@@ -69,13 +65,7 @@ def awaited_fan_out(event_id: int, event_type: str) -> tuple[int, list[int]] | N
 
 def request_fan_outs(fan_out_ids: list[int]) -> bool:
     """Put committed fan-outs on the queue; False (logged) when Redis is down: the sweeper sends them."""
-    try:
-        for fan_out_id in fan_out_ids:
-            make_fan_out_messages.send(fan_out_id)
-    except redis.RedisError as error:
-        logger.error("Redis unavailable: %d fan-out(s) wait in the database (%s)", len(fan_out_ids), error)
-        return False
-    return True
+    return send_each(make_fan_out_messages, fan_out_ids, "fan-out(s)")
 
 
 # --- in the worker -------------------------------------------------------------------------------------------
