@@ -27,6 +27,7 @@ logger = logging.getLogger("tasks.worker")
 # that came due, waits at most about this long for a worker.
 DEFAULT_POLL_MILLISECONDS = 100
 PARENT_CHECK_SECONDS = 1.0
+AUTOGROUP = "/proc/self/autogroup"
 
 
 def serve(threads: int, shutdown_seconds: float, poll_milliseconds: int, parent_pid: int | None = None) -> None:
@@ -90,6 +91,25 @@ def supervise(arguments: argparse.Namespace) -> int:
     return exit_code
 
 
+def nice_the_session() -> bool:
+    """Give the worker's session (on Linux, its autogroup) the worker's nice value; True when it was set.
+
+    With kernel.sched_autogroup_enabled the scheduler first shares the CPU between sessions, so the Procfile's
+    `nice -n 10` only ranked the worker's threads among themselves: started in a session of its own (as process
+    managers do) the worker took as much CPU as the web. Only a session leader does this, so no other program
+    of its session (a shell running the web too) is slowed down.
+    """
+    niceness = os.nice(0)
+    if niceness <= 0 or os.getsid(0) != os.getpid():
+        return False
+    try:
+        with open(AUTOGROUP, "w") as autogroup:
+            autogroup.write(str(niceness))
+    except OSError:  # not Linux, autogroup scheduling off, or not allowed: the process nice stays as it is
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
@@ -100,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="longest idle wait in ms before a queue is looked at again (default %(default)s)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    if nice_the_session():
+        logger.info("the worker's session runs at nice %d (autogroup scheduling)", os.nice(0))
     if arguments.processes == 1:
         serve(arguments.threads, arguments.shutdown_timeout, arguments.poll_ms)
         return 0
