@@ -65,7 +65,8 @@ def make_owed_messages(app) -> int:
     with app.app_context():
         fan_out_ids = db.session.scalars(select(FanOut.id).order_by(FanOut.id)).all()
         for fan_out_id in fan_out_ids:
-            fan_out_messages(fan_out_id)
+            while fan_out_messages(fan_out_id)[1]:
+                db.session.commit()
         db.session.commit()
         db.session.remove()
     return len(fan_out_ids)

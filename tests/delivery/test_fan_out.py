@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from webhooks_app.extensions import db, queue_redis
 from webhooks_app.models import Event, FanOut, Message, MessageStatus, Webhook, utcnow
+from webhooks_app.services import fan_out as fan_out_module
 from webhooks_app.services.activity import log_page
 from webhooks_app.services.batch_intake import store_batch, validate_batch
 from webhooks_app.services.dispatch import batch_request_key
@@ -105,9 +106,9 @@ def test_fan_out_skips_deleted_webhooks_and_events_that_have_a_message_already(a
                                event_type="asset.create", status=MessageStatus.SENT, attempts_made=1,
                                next_attempt_at=now, created_at=now, updated_at=now))
         db.session.commit()
-        assert fan_out_messages(fan_out_id) == [kept]
+        assert fan_out_messages(fan_out_id) == ([kept], False)
         db.session.commit()
-        assert fan_out_messages(fan_out_id) == []
+        assert fan_out_messages(fan_out_id) == ([], False)
         db.session.commit()
         db.session.remove()
     assert message_pairs(app) == [(kept, event_id) for event_id in event_ids]
@@ -211,3 +212,31 @@ def test_a_commit_whose_answer_was_lost_still_asks_for_the_batches(app, monkeypa
         db.session.remove()
     assert len(commits) == 2 and requests.exists(key)
     assert counts(app) == {"fan_outs": 0, "messages": 2, "sent": 0}
+
+
+def test_a_large_fan_out_is_made_a_chunk_of_whole_events_at_a_time(app, monkeypatch):
+    """With chunks of 4 messages, 5 events to two webhooks take three transactions of whole events (4, 4, 2
+    messages); after each the fan-out holds only the events still owed (so the prune keeps just those), and the
+    actor runs them all and asks for the webhooks' batches."""
+    monkeypatch.setattr(fan_out_module, "CHUNK_MESSAGES", 4)
+    first = add_webhook(app, "https://hooks.example.com/first", "First")
+    second = add_webhook(app, "https://hooks.example.com/second", "Second")
+    fan_out_id = store_without_asking(app, assets(5))
+    with app.app_context():
+        event_ids = db.session.scalars(select(Event.id).order_by(Event.id)).all()
+        assert fan_out_messages(fan_out_id) == ([first, second], True)
+        db.session.commit()
+        fan_out = db.session.get(FanOut, fan_out_id)
+        assert (fan_out.event_ids, fan_out.first_event_id) == (event_ids[2:], event_ids[2])
+        db.session.remove()
+    assert counts(app)["messages"] == 4
+    with app.app_context():
+        requests = queue_redis()
+        for webhook_id in (first, second):
+            requests.delete(batch_request_key(webhook_id))
+        make_fan_out_messages(fan_out_id)
+        db.session.remove()
+    assert counts(app) == {"fan_outs": 0, "messages": 10, "sent": 0}
+    assert sorted(message_pairs(app)) == sorted((webhook_id, event_id) for event_id in event_ids
+                                                for webhook_id in (first, second))
+    assert requests.exists(batch_request_key(first)) and requests.exists(batch_request_key(second))

@@ -32,6 +32,9 @@ MESSAGE_COLUMNS = {
     "created_at": DateTime, "updated_at": DateTime,
 }
 SWEEP_LIMIT = 1000
+# Messages made per transaction (whole events): a batch of 500 events to 1,000 webhooks is 500,000 rows, which
+# in one transaction would hold SQLite's write lock, and so the intake, for half a minute.
+CHUNK_MESSAGES = 5000
 
 
 # --- in the request ------------------------------------------------------------------------------------------
@@ -73,21 +76,32 @@ def request_fan_outs(fan_out_ids: list[int]) -> bool:
 
 @actor(queue_name=DELIVERY_QUEUE, max_retries=0, time_limit=120_000)
 def make_fan_out_messages(fan_out_id: int) -> None:
-    """Make a fan-out's messages, commit, and ask for their sending (idempotent: a finished fan-out is gone)."""
-    webhook_ids: set[int] = set()
-
-    def make_and_commit() -> None:
-        # Kept across the retry: a COMMIT that went through as its connection died leaves the retry nothing to do.
-        webhook_ids.update(fan_out_messages(fan_out_id))
-        db.session.commit()
-
-    retry_once_on_disconnect(make_and_commit, "making a batch's messages")
-    request_batches(sorted(webhook_ids))
+    """Make a fan-out's messages a chunk at a time, committing each and asking for its sending (idempotent: what
+    is made is taken off the fan-out, and a finished fan-out is gone)."""
+    remaining = True
+    while remaining:
+        webhook_ids: set[int] = set()
+        remaining = retry_once_on_disconnect(functools.partial(_make_chunk, fan_out_id, webhook_ids),
+                                             "making a batch's messages")
+        request_batches(sorted(webhook_ids))
 
 
-def fan_out_messages(fan_out_id: int) -> list[int]:
-    """Make one Queued message per event of the fan-out and webhook subscribed to its type (when accepted) that
-    still exists, and delete the fan-out; returns the webhooks' ids. Callers commit.
+def _make_chunk(fan_out_id: int, webhook_ids: set[int]) -> bool:
+    """Make and commit the fan-out's next chunk, adding its webhooks to `webhook_ids`; whether events remain.
+
+    The set outlives a retry: a COMMIT that went through as its connection died leaves the retry the next chunk,
+    or nothing, and the first chunk's webhooks must still be asked for.
+    """
+    made, remaining = fan_out_messages(fan_out_id)
+    webhook_ids.update(made)
+    db.session.commit()
+    return remaining
+
+
+def fan_out_messages(fan_out_id: int) -> tuple[list[int], bool]:
+    """Make one Queued message per event and webhook subscribed to its type (when accepted) that still exists, for
+    the fan-out's next events up to about CHUNK_MESSAGES messages, and take those events off it (deleting it after
+    its last); returns the webhooks' ids and whether events remain. Callers commit.
 
     A fan-out another worker holds, or has finished, is left alone. An event that already has a message for a
     webhook (a replay made one meanwhile) gets none more from here.
@@ -95,14 +109,25 @@ def fan_out_messages(fan_out_id: int) -> list[int]:
     fan_out = db.session.scalars(select(FanOut).where(FanOut.id == fan_out_id)
                                  .with_for_update(skip_locked=True)).one_or_none()
     if fan_out is None:
-        return []
-    found = db.session.execute(select(Event.id, Event.event_type).where(Event.id.in_(fan_out.event_ids))).all()
+        return [], False
+    event_types = dict(db.session.execute(select(Event.id, Event.event_type)
+                                          .where(Event.id.in_(fan_out.event_ids))).all())
     same = same_webhooks(fan_out.webhooks_created)
-    targets = [(webhook_id, event_id, event_type) for event_id, event_type in sorted(found)
-               for webhook_id in fan_out.subscribers.get(event_type, []) if webhook_id in same]
+    targets, done = [], 0
+    for event_id in fan_out.event_ids:
+        event_type = event_types.get(event_id)
+        owed = [webhook_id for webhook_id in fan_out.subscribers.get(event_type, []) if webhook_id in same]
+        if targets and len(targets) + len(owed) > CHUNK_MESSAGES:
+            break
+        targets.extend((webhook_id, event_id, event_type) for webhook_id in owed)
+        done += 1
     made = insert_messages(targets)
-    db.session.delete(fan_out)
-    return made
+    remaining = fan_out.event_ids[done:]
+    if remaining:
+        fan_out.event_ids, fan_out.first_event_id = remaining, remaining[0]
+    else:
+        db.session.delete(fan_out)
+    return made, bool(remaining)
 
 
 def webhook_identities(webhook_ids) -> dict[str, str]:
