@@ -21,6 +21,8 @@ SQLITE_BUSY_TIMEOUT_MS = 15000
 # How often a writer tries SQLite's write lock again while another holds it: soon at first, then every 2 ms.
 LOCK_RETRY_FIRST_SECONDS = 0.0002
 LOCK_RETRY_LONGEST_SECONDS = 0.002
+BACKGROUND_LOCK_RETRY_FIRST_SECONDS = 0.002
+BACKGROUND_LOCK_RETRY_LONGEST_SECONDS = 0.02
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PING_AFTER_IDLE_SECONDS = 5.0
 
@@ -61,7 +63,10 @@ def begin_immediate(sqlite_connection: sqlite3.Connection, timeout_ms: int, last
     sqlite_connection.execute("PRAGMA busy_timeout=0")
     try:
         deadline = time.monotonic() + timeout_ms / 1000
-        pause = LOCK_RETRY_FIRST_SECONDS
+        # Outside a request (the worker, the scheduler) try less eagerly, so a waiting intake gets the lock first.
+        first, longest = ((LOCK_RETRY_FIRST_SECONDS, LOCK_RETRY_LONGEST_SECONDS) if has_request_context()
+                          else (BACKGROUND_LOCK_RETRY_FIRST_SECONDS, BACKGROUND_LOCK_RETRY_LONGEST_SECONDS))
+        pause = first
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 sqlite_connection.execute("BEGIN IMMEDIATE")
@@ -70,7 +75,7 @@ def begin_immediate(sqlite_connection: sqlite3.Connection, timeout_ms: int, last
                 if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                     raise
             time.sleep(min(pause, remaining))
-            pause = min(pause * 2, LOCK_RETRY_LONGEST_SECONDS)
+            pause = min(pause * 2, longest)
         last_try()
     finally:
         sqlite_connection.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
