@@ -207,11 +207,14 @@ def test_a_slow_client_keeps_no_transaction_open(sqlite_app, sqlite_server):
     probe = sqlite3.connect(sqlite_path(sqlite_app), timeout=0, isolation_level=None)
     with socket.create_connection(sqlite_server.server_address, timeout=10) as slow_client:
         slow_client.sendall(head + body[:10])
-        deadline = time.monotonic() + 1
-        while time.monotonic() < deadline:
+        probed_until = time.monotonic() + 1
+
+        def lock_free_for_a_second() -> bool:
             probe.execute("BEGIN IMMEDIATE")  # raises "database is locked" while a request holds the lock
             probe.execute("ROLLBACK")
-            time.sleep(0.02)  # a polling interval, as servers.wait_for's
+            return time.monotonic() >= probed_until
+
+        wait_for(lock_free_for_a_second, timeout=5, interval=0.02, message="a second of probing the write lock")
         slow_client.sendall(body[10:])
         answer = b""
         while chunk := slow_client.recv(65536):
