@@ -14,10 +14,9 @@ from ..auth.routes import admin_area
 from ..extensions import db
 from ..htmx import is_htmx_request, render_page_or_fragment
 from ..models import MessageStatus, Webhook, utcnow
-from ..redis_status import redis_is_available
+from ..queue_alerts import queue_alerts
 from ..services import activity
 from ..services.dispatch import request_batches
-from ..services.fan_out import LateFanOuts, late_fan_outs
 from ..services.log_filters import TIME_RANGES, LogFilter, first_message_id_since
 from ..services.send_again import SendAgainRefused, send_again, send_again_problem, sent_again_as
 from ..services.webhooks import WebhookNotFound, get_webhook, list_webhooks
@@ -66,7 +65,7 @@ def _log_context(webhook, form: LogQueryForm) -> dict:
         log_filter = _log_filter(form, shown_webhook, now)
         page = activity.log_page(log_filter, before=form.before.data, after=form.after.data,
                                  oldest=bool(form.oldest.data))
-    redis_available, late = redis_is_available(), late_fan_outs()
+    alerts = queue_alerts()
     return {
         "webhook": webhook,
         "webhook_id": webhook_id,
@@ -79,11 +78,10 @@ def _log_context(webhook, form: LogQueryForm) -> dict:
         **(_summary_context(webhook_id, now) if webhook else {"summary_deferred": True}),
         "poll": _poll_state(page.messages, live=page.is_newest and not form.errors, rendered_at=now,
                             summary=activity.summary_fingerprint(webhook_id, now),
-                            alerts=alerts_state(redis_available, late)),
+                            alerts=alerts.state),
         "labels": MessageStatus.LABELS,
         "webhooks_by_id": webhooks,
-        "redis_available": redis_available,
-        "late_fan_outs": late,
+        **alerts.context(),
     }
 
 
@@ -101,11 +99,6 @@ def summary():
     if is_htmx_request():
         return render_block(PAGE, "summary", **context)
     return render_template("activity/summary.html", **context)
-
-
-def alerts_state(redis_available: bool, late: LateFanOuts | None) -> str:
-    """What the page's alerts show (Redis down, batches waiting for the worker), as the poll's `redis` value."""
-    return ("up" if redis_available else "down") + (f"|late:{late.fingerprint}" if late else "")
 
 
 def _poll_state(messages, live: bool, rendered_at: datetime, summary: str, alerts: str) -> dict:
@@ -244,15 +237,14 @@ def poll():
     changes = activity.log_changes(log_filter, form.newest.data or 0, pending, since, include_new=bool(form.live.data))
     summary_webhook = None if all_activity else form.webhook.data
     summary = activity.summary_fingerprint(summary_webhook, now)
-    redis_available, late = redis_is_available(), late_fan_outs()
-    redis_state = alerts_state(redis_available, late)
+    alerts = queue_alerts()
     blocks = []
     if changes.changed or changes.new:
         blocks.append("poll_rows")
     if summary != form.summary.data:
         blocks.append("summary")
-    redis_changed = redis_state != form.redis.data
-    if not blocks and not redis_changed:
+    alerts_changed = alerts.state != form.redis.data
+    if not blocks and not alerts_changed:
         return "", 204
     still_pending = {m.id for m in changes.changed if m.status in MessageStatus.PENDING}
     untouched = [i for i in pending if i not in {m.id for m in changes.changed}]
@@ -263,18 +255,17 @@ def poll():
         "since": (now - CLOCK_MARGIN).isoformat() if changes.changed or changes.new else form.since.data,
         "live": form.live.data or "",
         "summary": summary,
-        "redis": redis_state,
+        "redis": alerts.state,
     }
     context = {"changes": changes, "poll": state, "webhook_id": summary_webhook, "show_webhook": all_activity,
                "filters": form.filters(), "was_empty": not form.newest.data, "labels": MessageStatus.LABELS,
                "webhooks_by_id": {w.id: w for w in list_webhooks()} if all_activity else {},
-               "redis_available": redis_available, "late_fan_outs": late}
+               **alerts.context()}
     if "summary" in blocks:
         context.update(_summary_context(summary_webhook, now))
     answer = render_blocks(PAGE, [*blocks, "poller"], oob=True, **context)
-    if redis_changed:
-        answer += (render_template("_redis_alert.html", oob=True, redis_available=redis_available)
-                   + render_template("_fan_out_alert.html", oob=True, late_fan_outs=late))
+    if alerts_changed:
+        answer += alerts.out_of_band()
     return answer
 
 

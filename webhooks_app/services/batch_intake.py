@@ -15,7 +15,7 @@ from ..database import dialect_name, retry_once_on_disconnect
 from ..extensions import db
 from ..models import utcnow
 from . import intake_statements as statements
-from .fan_out import plan_fan_out
+from .fan_out import identity, plan_fan_out
 from .intake import (
     LOCAL_SCOPE,
     MAX_EVENT_BYTES,
@@ -74,18 +74,21 @@ def validate_batch(items) -> list[ValidEvent]:
     return events
 
 
-def _subscribers(event_types: list[str]) -> dict[str, list[int]]:
-    """The enabled webhooks subscribed to each event type, in id order (one query)."""
-    found = defaultdict(list)
+def _subscribers(event_types: list[str]) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """The enabled webhooks subscribed to each event type, in id order, and their identities (fan_out's
+    webhook_identities), in one query."""
+    found, identities = defaultdict(list), {}
     if event_types:
-        query = (select(statements.subscriptions.c.event_type, statements.webhooks.c.id)
+        query = (select(statements.subscriptions.c.event_type, statements.webhooks.c.id,
+                        statements.webhooks.c.created_at)
                  .join(statements.webhooks, statements.subscriptions.c.webhook_id == statements.webhooks.c.id)
                  .where(statements.subscriptions.c.event_type.in_(event_types),
                         statements.webhooks.c.enabled.is_(True))
                  .order_by(statements.webhooks.c.id))
-        for event_type, webhook_id in db.session.connection().execute(query):
+        for event_type, webhook_id, created_at in db.session.connection().execute(query):
             found[event_type].append(webhook_id)
-    return found
+            identities[str(webhook_id)] = identity(created_at)
+    return found, identities
 
 
 @functools.cache
@@ -117,11 +120,11 @@ def store_batch(events: list[ValidEvent], scope: str) -> list[AcceptedEvent]:
     for event in events:
         if event.triggers:
             firsts.setdefault(event.event_uuid, event)
-    subscribers = _subscribers(sorted({event.event_type for event in firsts.values()}))
+    subscribers, identities = _subscribers(sorted({event.event_type for event in firsts.values()}))
     now = utcnow()
     inserted = _insert_events(list(firsts.values()), scope, now) if firsts else {}
     fan_out_id = plan_fan_out({event_id: firsts[event_uuid].event_type for event_uuid, event_id in inserted.items()},
-                              subscribers, accepted_at=now)
+                              subscribers, identities, accepted_at=now)
     accepted = []
     for index, event in enumerate(events):
         try:

@@ -2,8 +2,9 @@
 
 A batch of 500 events to 10 webhooks is 5,000 message rows, each with a dozen index entries: made in the
 request, they were most of its time. Svix and Convoy store the event and let a worker create the deliveries;
-so does this. The FanOut row is the truth until the messages exist: the actor makes them and deletes the row in
-one transaction, and the scheduler sends the actor again for a row whose queue entry was lost.
+so does this. The FanOut row is the truth until the messages exist: the actor makes them a chunk at a time,
+taking each chunk's events off the row in the chunk's transaction (and the row itself after the last), and the
+scheduler sends the actor again for a row whose queue entry was lost.
 """
 
 import functools
@@ -40,16 +41,18 @@ CHUNK_MESSAGES = 5000
 # --- in the request ------------------------------------------------------------------------------------------
 
 
-def plan_fan_out(event_ids: dict[int, str], subscribers: dict[str, list[int]], accepted_at: datetime) -> int | None:
+def plan_fan_out(event_ids: dict[int, str], subscribers: dict[str, list[int]], identities: dict[str, str],
+                 accepted_at: datetime) -> int | None:
     """Store the fan-out of events just stored at `accepted_at` ({id: event type}) to the webhooks subscribed to each
-    type, in the caller's transaction; its id, or None when no event has a subscriber."""
+    type (`identities`: those webhooks' webhook_identities), in the caller's transaction; its id, or None when no
+    event has a subscriber."""
     owed = sorted(event_id for event_id, event_type in event_ids.items() if subscribers.get(event_type))
     if not owed:
         return None
     used_types = {event_ids[event_id] for event_id in owed}
     used = {name: subscribers[name] for name in sorted(used_types)}
     fan_out = FanOut(event_ids=owed, subscribers=used,
-                     webhooks_created=webhook_identities(sorted({w for ids in used.values() for w in ids})),
+                     webhooks_created={str(w): identities[str(w)] for ids in used.values() for w in ids},
                      first_event_id=owed[0], last_event_id=owed[-1], created_at=accepted_at, enqueued_at=accepted_at)
     db.session.add(fan_out)
     db.session.flush()
@@ -134,7 +137,12 @@ def webhook_identities(webhook_ids) -> dict[str, str]:
     """{id: created_at} of webhooks: what tells a webhook from a later one given its id (SQLite reuses the largest
     id of a deleted row)."""
     rows = db.session.execute(select(webhooks.c.id, webhooks.c.created_at).where(webhooks.c.id.in_(webhook_ids)))
-    return {str(webhook_id): created_at.isoformat() for webhook_id, created_at in rows}
+    return {str(webhook_id): identity(created_at) for webhook_id, created_at in rows}
+
+
+def identity(created_at: datetime) -> str:
+    """A webhook's identity beside its id: when it was created."""
+    return created_at.isoformat()
 
 
 def same_webhooks(identities: dict[str, str]) -> set[int]:

@@ -10,6 +10,7 @@ from ..extensions import db
 from ..help import readme_section
 from ..htmx import is_htmx_request, render_out_of_band, render_page_or_fragment
 from ..models import utcnow
+from ..queue_alerts import QueueAlerts, queue_alerts
 from ..redis_status import redis_is_available
 from ..secrets_vault import whsec_form
 from ..services import replay as replay_service
@@ -17,7 +18,6 @@ from ..services import secret_rotation
 from ..services import webhooks as webhook_service
 from ..services.activity import ERROR_LABELS, webhooks_fingerprint
 from ..services.dispatch import enqueue_messages
-from ..services.fan_out import LateFanOuts, late_fan_outs
 from ..services.health import latest_attempt_id, webhook_health
 from ..services.mail import mail_configured
 from ..services.test_messages import await_sweeper, create_test_message, find_outcome
@@ -74,9 +74,8 @@ def form_dialog(form: WebhookForm, webhook=None):
 @bp.get("")
 def index():
     """List webhooks with their status toggles."""
-    redis_available, late = redis_is_available(), late_fan_outs()
-    return render_page_or_fragment(PAGE, "table", **table_context(), redis_available=redis_available,
-                                   late_fan_outs=late, live=live_state(redis_available, late),
+    alerts = queue_alerts()
+    return render_page_or_fragment(PAGE, "table", **table_context(), **alerts.context(), live=live_state(alerts),
                                    mail_configured=mail_configured())
 
 
@@ -93,25 +92,24 @@ def redis_help():
                            redis_available=redis_is_available())
 
 
-def live_state(redis_available: bool, late: LateFanOuts | None) -> str:
+def live_state(alerts: QueueAlerts) -> str:
     """What the open Webhooks page shows: changes when a webhook, its health, Redis's availability or the batches
     waiting for the worker change."""
     # Every five minutes too: attempts leave the health column's 24-hour window as time passes.
     now = utcnow()
     return (f"{webhooks_fingerprint()}|{latest_attempt_id() or 0}|{now:%Y%m%d%H}{now.minute // 5}|"
-            f"{'redis-up' if redis_available else 'redis-down'}|{late.fingerprint if late else 'fan-outs-on-time'}")
+            f"{alerts.state}")
 
 
 @bp.get("/live")
 def live():
     """Polled every 2 s by an open Webhooks page: 204 when nothing changed, else the table and alert to swap."""
-    redis_available, late = redis_is_available(), late_fan_outs()
-    state = live_state(redis_available, late)
+    alerts = queue_alerts()
+    state = live_state(alerts)
     if request.args.get("state") == state:
         return "", 204
     return (render_blocks(PAGE, ["table", "live_poller"], oob=True, **table_context(), live=state)
-            + render_template("_redis_alert.html", oob=True, redis_available=redis_available)
-            + render_template("_fan_out_alert.html", oob=True, late_fan_outs=late))
+            + alerts.out_of_band())
 
 
 @bp.route("/new", methods=["GET", "POST"])
