@@ -131,3 +131,28 @@ def test_an_attempt_under_way_when_its_webhook_is_deleted_is_still_recorded(app,
         assert list(db.session.execute(select(Message.status, Message.webhook_id))) == [(MessageStatus.SENT, None)]
         assert list(db.session.execute(select(Attempt.succeeded, Attempt.webhook_id))) == [(True, None)]
         db.session.remove()
+
+
+def test_a_successful_batch_of_one_is_recorded_in_one_statement_on_postgresql(app, app_context, receiver):
+    """A fan-out's batch of one Sent message is recorded with its streak's end in one autocommitted statement on
+    PostgreSQL (BEGIN, record, streak, COMMIT were four round trips); SQLite keeps the general path."""
+    webhook_id = owe(receiver.url("/ok"), 1)
+    writes = []
+
+    def note(connection, cursor, statement, parameters, context, executemany):
+        if "INSERT INTO attempts" in statement or "UPDATE webhooks" in statement:
+            autocommit = getattr(connection.connection.dbapi_connection, "autocommit", None)
+            writes.append((statement.split()[0], autocommit))
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        outcome = deliver_backlog(webhook_id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert outcome.sent == 1
+    if db.engine.dialect.name == "postgresql":
+        assert writes == [("WITH", True)]
+    else:
+        assert [verb for verb, _ in writes] == ["INSERT", "UPDATE"]
+    assert db.session.scalar(select(func.count()).select_from(Attempt)) == 1
+    assert db.session.scalar(select(Message.status)) == MessageStatus.SENT

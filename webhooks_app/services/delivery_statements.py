@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import Attempt, Event, Message, MessageStatus, Webhook
+from .streaks import end_streak
 
 messages = Message.__table__
 attempts = Attempt.__table__
@@ -137,6 +138,13 @@ def move_on():
 def record_attempt_in_one_statement():
     """PostgreSQL: the attempt's INSERT rides along the message's UPDATE as a data-modifying CTE."""
     return move_on().add_cte(insert_attempt("postgresql").cte("attempt"))
+
+
+@functools.cache
+def record_success_ending_streak():
+    """PostgreSQL: one successful attempt recorded and its webhook's failure streak ended, in one statement (so it
+    can run alone in autocommit); parameters are record_attempt_in_one_statement's and end_streak's."""
+    return record_attempt_in_one_statement().add_cte(end_streak().cte("ended_streak"))
 
 
 @functools.cache

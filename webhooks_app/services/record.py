@@ -14,7 +14,7 @@ from enum import StrEnum
 from flask import current_app
 from sqlalchemy import exc, update
 
-from ..database import dialect_name
+from ..database import autocommit_single_statement, dialect_name
 from ..extensions import db
 from ..models import MessageStatus, Webhook, utcnow
 from . import delivery_statements as statements
@@ -158,8 +158,26 @@ def disable_webhook_after_failures(webhook_id: int, message_id: int, number: int
     return Notification(DISABLED, webhook_id, message_id)
 
 
+def _write_one_success(record: AttemptRecord) -> None:
+    """PostgreSQL: a batch of one successful attempt (a fan-out's) in one autocommitted statement, where the
+    general path sends BEGIN, the record, the streak's end and COMMIT: a quarter of the round trips."""
+    autocommit_single_statement()
+    parameters = {**record.attempt, **record.move_on}
+    statement = statements.record_attempt_in_one_statement()
+    if record.counts:
+        statement = statements.record_success_ending_streak()
+        parameters.update(streak_webhook_id=record.attempt["attempt_webhook_id"],
+                          success_at=record.attempt["attempt_started_at"])
+    db.session.connection().execute(statement, parameters)
+    db.session.commit()
+
+
 def _write(records: list[AttemptRecord], release_ids: list[int], fail_ids: list[int], fail_reason: str,
            released_enqueued_at: datetime | None, expired_secret_webhook_id: int | None) -> list[int]:
+    if (len(records) == 1 and records[0].result.succeeded and not (release_ids or fail_ids)
+            and expired_secret_webhook_id is None and dialect_name() == "postgresql"):
+        _write_one_success(records[0])
+        return []
     connection = db.session.connection()
     if records:
         if dialect_name() == "postgresql":
