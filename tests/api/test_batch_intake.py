@@ -81,6 +81,23 @@ def test_one_bad_event_refuses_the_whole_batch_naming_each_by_index(app, client,
     assert stored_counts(app) == (0, 0)
 
 
+def test_a_key_named_twice_in_a_batch_names_each_event_by_index(app, client, api_token):
+    """Events 1 and 3 of a batch name a key twice (3 in a nested object): 400 naming event 1 and its key, every such
+    event listed in `invalid`, nothing stored; a batch that is not an array of events still names the key alone."""
+    add_webhook(app)
+    raw = (b'[{"type": "asset.create", "assetId": 1, "userId": 1}, '
+           b'{"type": "asset.create", "assetId": 2, "userId": 1, "userId": 2}, '
+           b'{"type": "asset.create", "assetId": 3, "userId": 1}, '
+           b'{"type": "folder.update", "folderId": 9, "userId": 1, "changed": [{"name": 1, "name": 2}]}]')
+    response = post_event(client, api_token, raw=raw)
+    message = assert_error_with_invalid(response, 400, "[1].userId")
+    assert message.startswith('event 1: the key "userId" appears more than once') and "1 more bad event" in message
+    assert [(bad["index"], bad["field"]) for bad in response.get_json()["error"]["invalid"]] == [
+        (1, "userId"), (3, "name")]
+    assert stored_counts(app) == (0, 0)
+    assert_error(post_event(client, api_token, raw=b'{"batch": [{"a": 1, "a": 2}]}'), 400, "a")
+
+
 def assert_error_with_invalid(response, status: int, field: str) -> str:
     assert response.status_code == status, response.get_data(as_text=True)
     error = response.get_json()["error"]

@@ -4,6 +4,7 @@ import json
 
 from flask import Request
 
+from ..services.batch_intake import BatchRefused
 from ..services.intake import IntakeError
 
 JSON_MEDIA_TYPE = "application/json"
@@ -23,30 +24,64 @@ def check_content_type(request: Request) -> None:
         raise BodyError(415, "Content-Type", f"the body must be UTF-8 {JSON_MEDIA_TYPE}, not charset {charset[:32]!r}")
 
 
-def _object_with_unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise BodyError(400, key[:64], f'the key "{key[:64]}" appears more than once in a JSON object')
-            seen.add(key)
-    return obj
+class _RepeatedKeyObject(dict):
+    """A JSON object that named `repeated` more than once (refused once its place in the body is known)."""
+
+    repeated = ""
 
 
-def parse_json(raw: bytes):
-    """Decode a UTF-8 JSON body (415 for another encoding, 400 for malformed JSON or a key named twice)."""
+def _repeated_key(value) -> str | None:
+    """The first key some object in `value` names twice, or None."""
+    if isinstance(value, _RepeatedKeyObject):
+        return value.repeated
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        found = _repeated_key(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _repeated_key_error(key: str) -> BodyError:
+    return BodyError(400, key[:64], f'the key "{key[:64]}" appears more than once in a JSON object')
+
+
+def parse_json(raw: bytes, batch: bool = False):
+    """Decode a UTF-8 JSON body (415 for another encoding, 400 for malformed JSON or a key named twice).
+
+    With `batch`, a JSON array whose events name a key twice is refused with BatchRefused, naming each by index.
+    """
     try:
         text = raw.decode("utf-8")  # json.loads(bytes) would also guess UTF-16 and UTF-32
     except UnicodeDecodeError as error:
         raise BodyError(415, "body", f"the body must be UTF-8 JSON: {error}") from None
     if "\x00" in text:  # never in JSON text, but in every UTF-16 or UTF-32 encoding of it
         raise BodyError(415, "body", "the body must be UTF-8 JSON: it has NUL bytes, as UTF-16 and UTF-32 do")
+    repeats: list[str] = []
+
+    def unique_keys_object(pairs: list[tuple[str, object]]) -> dict:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        marked, seen = _RepeatedKeyObject(obj), set()
+        for key, _ in pairs:
+            if key in seen:
+                marked.repeated = key
+                break
+            seen.add(key)
+        repeats.append(marked.repeated)
+        return marked
+
     try:
-        return json.loads(text, object_pairs_hook=_object_with_unique_keys)
+        value = json.loads(text, object_pairs_hook=unique_keys_object)
     except ValueError as error:
-        if isinstance(error, BodyError):
-            raise
         raise BodyError(400, "body", f"the body is not valid JSON: {error}") from None
     except RecursionError:
         raise BodyError(400, "body", "the body is not valid JSON: it is nested too deeply") from None
+    if not repeats:
+        return value
+    if batch and isinstance(value, list):
+        problems = [(index, _repeated_key_error(key)) for index, key in
+                    ((index, _repeated_key(item)) for index, item in enumerate(value)) if key is not None]
+        raise BatchRefused(problems)
+    raise _repeated_key_error(repeats[0])

@@ -62,9 +62,11 @@ def create_event():
                                                f"{MAX_BATCH_BYTES // 1024} KiB)")
         if len(raw) > MAX_EVENT_BYTES and not raw.lstrip()[:1] == b"[":
             return error_response(413, "body", f"the event is larger than {MAX_EVENT_BYTES // 1024} KiB")
-        data = parse_json(raw)
+        data = parse_json(raw, batch=True)
     except BodyError as error:
         return error_response(error.status, error.field, error.message)
+    except BatchRefused as error:
+        return refusal(error)
     try:
         if isinstance(data, list):
             batch = emit_batch(data, scope=token_scope(use.token_id))
