@@ -3,6 +3,7 @@ answer no text column can hold, and its webhook being deleted during the send.""
 
 import sqlite3
 import threading
+from contextlib import contextmanager
 
 import psycopg
 from sqlalchemy import event, func, select
@@ -20,6 +21,16 @@ def owe(url: str, count: int) -> int:
         accept_event({"type": "asset.create", "assetId": asset_id, "userId": 1})
     db.session.commit()
     return webhook.id
+
+
+@contextmanager
+def listening(listener):
+    """Run `listener` before each statement the app's engine sends, within the block."""
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 class DropWhileRecording:
@@ -45,11 +56,8 @@ def test_a_dropped_connection_while_recording_is_retried_and_nothing_is_sent_twi
     """The connection dies as a batch's three answered attempts are written: they are written again, each sent once."""
     webhook_id = owe(receiver.url("/ok"), 3)
     dropper = DropWhileRecording()
-    event.listen(db.engine, "before_cursor_execute", dropper)
-    try:
+    with listening(dropper):
         outcome = deliver_backlog(webhook_id)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", dropper)
     assert dropper.broken == 1
     assert outcome.sent == 3
     db.session.expire_all()
@@ -83,11 +91,8 @@ def test_a_single_message_survives_the_same_drop(app, app_context, receiver):
     owe(receiver.url("/ok"), 1)
     message_id = db.session.scalar(select(Message.id))
     dropper = DropWhileRecording()
-    event.listen(db.engine, "before_cursor_execute", dropper)
-    try:
+    with listening(dropper):
         assert deliver_message(message_id) == "sent"
-    finally:
-        event.remove(db.engine, "before_cursor_execute", dropper)
     assert dropper.broken == 1 and len(receiver.received) == 1
 
 
@@ -144,11 +149,8 @@ def test_a_successful_batch_of_one_is_recorded_in_one_statement_on_postgresql(ap
             autocommit = getattr(connection.connection.dbapi_connection, "autocommit", None)
             writes.append((statement.split()[0], autocommit))
 
-    event.listen(db.engine, "before_cursor_execute", note)
-    try:
+    with listening(note):
         outcome = deliver_backlog(webhook_id)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", note)
     assert outcome.sent == 1
     if db.engine.dialect.name == "postgresql":
         assert writes == [("WITH", True)]
