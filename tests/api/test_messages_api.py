@@ -87,13 +87,29 @@ def test_filters_by_webhook_status_event_type_time_and_search(app, client, token
     assert listed(client, token, search=str(uuid.uuid4())) == []
 
 
+def test_search_by_the_asset_folder_or_user_an_event_is_about_as_the_log_does(app, client, token, log):
+    """`search` also takes the id an event is about (assetId, folderId or targetUserId), as the log's search box
+    does: the messages of every event about it, newest first, each filter still applying; an id out of range is 422."""
+    with app.app_context():
+        for name, subject_id in (("old_failed", 4242), ("retry", 4242), ("folder", 77)):
+            db.session.get(Message, log["ids"][name]).event.subject_id = subject_id
+        db.session.commit()
+        db.session.remove()
+    u = log["uuids"]
+    assert listed(client, token, search="4242") == [u["retry"], u["old_failed"]]
+    assert listed(client, token, search="4242", status="failed") == [u["old_failed"]]
+    assert listed(client, token, f"{WEBHOOKS}/{log['webhooks'][1]}/messages", search="77") == [u["folder"]]
+    assert listed(client, token, search="4243") == []
+    assert "is not an id" in assert_error(call(client, "GET", f"{MESSAGES}?search=0", token), 422, "search")
+
+
 @pytest.mark.parametrize(("query", "field"), [
     ("status=lost", "status"), ("eventType=asset.explode", "eventType"), ("since=yesterday", "since"),
     ("search=not-a-uuid", "search"), ("limit=0", "limit"), ("limit=201", "limit"), ("cursor=abc", "cursor"),
     ("cursor=" + "x" * 65, "cursor"), ("since=0001-01-01T00:00:00%2B14:00", "since"),
 ], ids=lambda value: value if isinstance(value, str) and "=" not in value else None)
 def test_bad_filters_are_422_naming_the_parameter(client, token, log, query, field):
-    """An unknown status or event type, a time that is not one, a search that is no UUID, a page size out of 1–200,
+    """An unknown status or event type, a time that is not one, a search that is no UUID or id, a page size out of 1–200,
     a cursor this API did not give and a time out of range once in UTC are each 422 naming the parameter."""
     assert_error(call(client, "GET", f"{MESSAGES}?{query}", token), 422, field)
 

@@ -11,6 +11,7 @@ from flask import jsonify, request
 from ..ids import MAX_DATABASE_ID
 from ..services import activity
 from ..services.api_tokens import WEBHOOKS_READ
+from ..services.log_filters import Search, SearchNotUnderstood
 from .auth import management
 from .blueprint import bp
 from .errors import ApiError
@@ -77,13 +78,21 @@ def attempt_json(attempt) -> dict:
     }
 
 
+def log_search(text: str | None) -> Search | None:
+    """The `search` parameter as the log's search; 422 naming it when it is neither a UUID nor an id."""
+    try:
+        return Search.parse(text)
+    except SearchNotUnderstood as error:
+        raise ApiError(422, "search", str(error)) from None
+
+
 def message_page(webhook_id: int | None):
     """A page of the log as JSON, for the query's filters and cursor."""
     query = request.context.query
     filters = activity.MessageFilters(
         webhook_id=webhook_id, status=query.status, event_type=query.eventType,
         since=as_utc(query.since, "since"), until=as_utc(query.until, "until"),
-        search=str(query.search) if query.search else None,
+        search=log_search(query.search),
     )
     before = decode_cursor(query.cursor) if query.cursor else None
     messages, more = activity.messages_before(filters, before, query.limit)

@@ -198,8 +198,9 @@ class MessageQuery(BaseModel):
     since: datetime = Field(None, description="Only messages created at or after this time (RFC 3339; UTC when "
                                               "it has no offset).")
     until: datetime = Field(None, description="Only messages created before this time.")
-    search: UUID = Field(None, description="The message with this messageId, or the messages of the event with "
-                                           "this eventId.")
+    search: str = Field(None, max_length=64, description="As the log's search: the message with this messageId, the "
+                        "messages of the event with this eventId (a UUID), or those of the events about the asset, "
+                        "folder or user with this id (a number: its assetId, folderId or targetUserId).")
     limit: int = Field(50, ge=1, le=MAX_PAGE_SIZE, description="Messages per page.")
     cursor: str = Field(None, max_length=64, description="The `next` of the previous page.")
 

@@ -9,8 +9,8 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from ..database import dialect_name
 from ..extensions import db
-from ..models import Attempt, Event, Message, MessageStatus, Webhook, utcnow
-from .log_filters import LogFilter
+from ..models import Attempt, Message, MessageStatus, Webhook, utcnow
+from .log_filters import LogFilter, Search
 
 PAGE_SIZE = 50
 
@@ -233,14 +233,15 @@ def webhooks_fingerprint() -> str:
 
 @dataclass(frozen=True)
 class MessageFilters:
-    """Which messages to list; None leaves a filter out. `search` is a messageId or an eventId (UUID text)."""
+    """Which messages to list; None leaves a filter out. `search` is the log's: a messageId or eventId, or the id
+    of the asset, folder or user an event is about."""
 
     webhook_id: int | None = None
     status: str | None = None
     event_type: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    search: str | None = None
+    search: Search | None = None
 
 
 def filtered_messages(filters: MessageFilters):
@@ -256,9 +257,8 @@ def filtered_messages(filters: MessageFilters):
         query = query.where(Message.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(Message.created_at < filters.until)
-    if filters.search:
-        events = select(Event.id).where(Event.event_uuid == filters.search)
-        query = query.where(or_(Message.message_uuid == filters.search, Message.event_id.in_(events)))
+    if filters.search is not None:
+        query = query.where(filters.search.condition())
     return query
 
 
