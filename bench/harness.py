@@ -161,8 +161,9 @@ class Product:
 
     def worker_pids(self) -> list[int]:
         """The Dramatiq worker processes (children of the worker's main process)."""
+        # tasks.worker's are multiprocessing's spawned children; its resource tracker is not a worker.
         return [process.pid for process in process_tree(self.parts["worker"].pid)[1:]
-                if "dramatiq" in " ".join(process.cmdline()) or "multiprocessing" in " ".join(process.cmdline())]
+                if "dramatiq" in " ".join(process.cmdline()) or "spawn_main" in " ".join(process.cmdline())]
 
     def cpu_pids(self) -> dict[str, list[int]]:
         return {name: [part.pid] for name, part in self.parts.items()}

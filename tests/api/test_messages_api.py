@@ -109,8 +109,8 @@ def test_search_by_the_asset_folder_or_user_an_event_is_about_as_the_log_does(ap
     ("cursor=" + "x" * 65, "cursor"), ("since=0001-01-01T00:00:00%2B14:00", "since"),
 ], ids=lambda value: value if isinstance(value, str) and "=" not in value else None)
 def test_bad_filters_are_422_naming_the_parameter(client, token, log, query, field):
-    """An unknown status or event type, a time that is not one, a search that is no UUID or id, a page size out of 1–200,
-    a cursor this API did not give and a time out of range once in UTC are each 422 naming the parameter."""
+    """An unknown status or event type, a time that is not one, a search that is no UUID or id, a page size out of
+    1–200, a cursor this API did not give and a time out of range once in UTC are each 422 naming the parameter."""
     assert_error(call(client, "GET", f"{MESSAGES}?{query}", token), 422, field)
 
 

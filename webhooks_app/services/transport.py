@@ -136,8 +136,9 @@ class GuardedAdapter(HTTPAdapter):
         return host_params, pool_kwargs
 
     def cert_verify(self, conn, url, verify, cert):
-        super().cert_verify(conn, url, verify, cert)
-        # The pool's ssl_context already trusts the CAs; a path here would be parsed per connection.
+        # The pool's ssl_context (context_for) already trusts the CAs and verifies: requests' own version would
+        # look the CA path up on disk for every send, and a path here would be parsed per connection.
+        conn.cert_reqs = "CERT_REQUIRED"
         conn.ca_certs = conn.ca_cert_dir = None
 
 
@@ -183,21 +184,29 @@ def classify_error(error: BaseException, host: str) -> tuple[str, str]:
     return "connection", f"could not deliver to {host}: {type(error).__name__}"
 
 
-def redacted(content: bytes, secrets: tuple[str, ...]) -> bytes:
-    """The answer with every secret (and its base64, as in the whsec_ form) removed: endpoints may echo the body."""
+def secret_forms(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    """Each secret as an answer may echo it: as is, in base64 (as in the whsec_ form), and JSON-escaped."""
+    forms = []
     for secret in secrets:
-        if not secret:
-            continue
-        encoded = base64.b64encode(secret.encode("utf-8"))
-        for form in (secret.encode("utf-8"), encoded, encoded.replace(b"/", b"\\/")):
-            content = content.replace(form, REDACTED)
+        if secret:
+            encoded = base64.b64encode(secret.encode("utf-8"))
+            forms += [secret.encode("utf-8"), encoded, encoded.replace(b"/", b"\\/")]
+    return tuple(forms)
+
+
+def redacted(content: bytes, secrets: tuple[str, ...], forms: tuple[bytes, ...] | None = None) -> bytes:
+    """The answer with every secret (and its base64, as in the whsec_ form) removed: endpoints may echo the body."""
+    for form in secret_forms(secrets) if forms is None else forms:
+        content = content.replace(form, REDACTED)
     return content
+
 
 def kept_headers(headers, secrets: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """An answer's headers as stored: the first MAX_HEADERS, values cut to MAX_HEADER_VALUE, secrets removed."""
+    forms = secret_forms(secrets)
     kept = []
     for name, value in list(headers.items())[:MAX_HEADERS]:
-        clean = redacted(str(value).encode("utf-8", "replace"), secrets).decode("utf-8", "replace")
+        clean = redacted(str(value).encode("utf-8", "replace"), secrets, forms).decode("utf-8", "replace")
         kept.append((str(name)[:100], clean[:MAX_HEADER_VALUE]))
     return tuple(kept)
 
