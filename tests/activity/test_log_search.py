@@ -82,6 +82,26 @@ def test_the_search_cap_counts_only_the_messages_the_page_shows(admin_client, ap
     with app.app_context():
         assert [db.session.get(Message, message_id).webhook_id for message_id in found] == [world["second"]] * 2
     assert world["messages"]["asset"][1] in found
+    assert select_all(page, "#log-search-capped") == []  # all the page would show is shown
+
+
+def test_a_search_that_finds_more_than_it_shows_says_so(admin_client, app, world, monkeypatch):
+    """When the cap leaves messages out (more found than MAX_FOUND, or older events past the cap with messages the
+    page would show), the log says only the newest are listed; when the older events have none there, it does not."""
+    import webhooks_app.services.log_filters as log_filters
+
+    with app.app_context():
+        for _ in range(2):
+            emit_event({"type": "asset.create", "assetId": 101, "userId": 2})
+        db.session.commit()
+    monkeypatch.setattr(log_filters, "MAX_FOUND", 2)
+    everything = parse(admin_client.get(f"{BASE}/activity?q=101"))  # 3 events, 2 webhooks: 6 messages
+    assert len(rows(everything)) == 2
+    assert "only the newest 2 are listed" in text_of(select_one(everything, "#log-search-capped"))
+    one_webhook = parse(admin_client.get(f"{BASE}/webhooks/{world['second']}/log?q=101", headers=HTMX))
+    assert len(rows(one_webhook)) == 2 and select_all(one_webhook, "#log-search-capped")  # the oldest event's
+    failed_only = parse(admin_client.get(f"{BASE}/activity?q=101&status=failed"))
+    assert rows(failed_only) == [] and select_all(failed_only, "#log-search-capped") == []
 
 
 def test_event_type_webhook_and_time_range_filters_combine_with_status(admin_client, world):

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..htmx import is_htmx_request, render_page_or_fragment
 from ..models import MessageStatus, Webhook, utcnow
 from ..queue_alerts import queue_alerts
-from ..services import activity
+from ..services import activity, log_filters
 from ..services.dispatch import request_batches
 from ..services.log_filters import TIME_RANGES, LogFilter, first_message_id_since
 from ..services.send_again import SendAgainRefused, send_again, send_again_problem, sent_again_as
@@ -72,6 +72,7 @@ def _log_context(webhook, form: LogQueryForm) -> dict:
         "form": form,
         "filters": form.filters() if not form.errors else {},
         "log_filter": log_filter,
+        "max_found": log_filters.MAX_FOUND,
         "status_filter": form.status.data or "",
         "page": page,
         # All activity's summary counts every message of 30 days: the page asks for it on its own (summary()).

@@ -60,20 +60,26 @@ class Search:
             return or_(Message.message_uuid == self.uuid, Message.event_id.in_(events))
         return Message.event_id.in_(select(Event.id).where(Event.subject_id == self.subject_id))
 
-    def message_ids(self, conditions=()) -> list[int]:
+    def message_ids(self, conditions=()) -> tuple[list[int], bool]:
         """The ids of the messages found that meet `conditions` (a page's webhook, status and event type), the newest
-        MAX_FOUND of them, each way by its own index. (Of the newest MAX_FOUND events found.)"""
+        MAX_FOUND of them, each way by its own index (of the newest MAX_FOUND events found); and whether the cap
+        left some out."""
         if self.uuid is not None:
             by_message = select(Message.id).where(Message.message_uuid == self.uuid, *conditions)
             events = select(Event.id).where(Event.event_uuid == self.uuid)
         else:
             by_message = None
             events = select(Event.id).where(Event.subject_id == self.subject_id)
-        event_ids = list(db.session.scalars(events.order_by(Event.id.desc()).limit(MAX_FOUND)))
+        event_ids = list(db.session.scalars(events.order_by(Event.id.desc()).limit(MAX_FOUND + 1)))
+        older_events, event_ids = len(event_ids) > MAX_FOUND, event_ids[:MAX_FOUND]
         found = set(db.session.scalars(by_message)) if by_message is not None else set()
         if event_ids:
             found.update(db.session.scalars(select(Message.id).where(Message.event_id.in_(event_ids), *conditions)))
-        return sorted(found, reverse=True)[:MAX_FOUND]
+        capped = len(found) > MAX_FOUND
+        if older_events and not capped:  # do the events past the cap have a message this page would show?
+            older = select(Message.id).where(Message.event_id.in_(events.where(Event.id < event_ids[-1])), *conditions)
+            capped = db.session.scalar(older.limit(1)) is not None
+        return sorted(found, reverse=True)[:MAX_FOUND], capped
 
 
 @dataclass(frozen=True)
@@ -84,13 +90,15 @@ class LogFilter:
     search: Search | None = None
     first_id: int | None = None  # the time range as the id of its first message; 0: nothing is in range
     found_ids: tuple[int, ...] | None = None  # the search's messages, looked up once for a page
+    search_capped: bool = False  # the search found more than MAX_FOUND: the oldest are not shown
 
     def with_search_resolved(self) -> "LogFilter":
         """The same filter with the search's messages looked up (a short id list the pages' queries use)."""
         if self.search is None:
             return self
         narrowing = replace(self, search=None).conditions()  # the cap counts only what the page shows
-        return replace(self, found_ids=tuple(self.search.message_ids(narrowing)))
+        found, capped = self.search.message_ids(narrowing)
+        return replace(self, found_ids=tuple(found), search_capped=capped)
 
     def conditions(self) -> list:
         conditions = []
