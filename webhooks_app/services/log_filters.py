@@ -9,8 +9,9 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import false, or_, select
+from sqlalchemy import false, func, or_, select
 
+from ..database import dialect_name
 from ..extensions import db
 from ..models import Event, Message, MessageStatus
 
@@ -58,7 +59,13 @@ class Search:
         if self.uuid is not None:
             events = select(Event.id).where(Event.event_uuid == self.uuid)
             return or_(Message.message_uuid == self.uuid, Message.event_id.in_(events))
-        return Message.event_id.in_(select(Event.id).where(Event.subject_id == self.subject_id))
+        events = select(Event.id).where(Event.subject_id == self.subject_id)
+        if dialect_name() == "postgresql":
+            # As `IN (…)` PostgreSQL may walk the log backwards by id for a subject's few messages (0.8 s on a million
+            # messages when the subject has thousands of events but few messages); `= ANY(ARRAY(…))` looks its
+            # events' messages up by event (5 ms). SQLite looks them up by event either way.
+            return Message.event_id == func.any(func.array(events.scalar_subquery()))
+        return Message.event_id.in_(events)
 
     def message_ids(self, conditions=()) -> tuple[list[int], bool]:
         """The ids of the messages found that meet `conditions` (a page's webhook, status and event type), the newest
