@@ -85,8 +85,8 @@ class Receiver:
                         Received(self.path, dict(self.headers), body, time.time(), self.client_address[1]))
                     receiver.condition.notify_all()
                 if self.path.startswith("/slow/"):
-                    # Answer late on purpose: the endpoint is slow, the test is not waiting on it.
-                    time.sleep(float(self.path.split("/")[2]))
+                    # Answer late on purpose (the slowness is what is under test), or at once when the receiver stops.
+                    receiver.stopping.wait(float(self.path.split("/")[2]))
                 if self.path.startswith("/hang"):
                     receiver.stopping.wait()  # never answer: the sender's deadline cuts the connection
                     return
