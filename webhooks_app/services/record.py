@@ -163,11 +163,12 @@ def _write_one_success(record: AttemptRecord) -> None:
     general path sends BEGIN, the record, the streak's end and COMMIT: a quarter of the round trips."""
     autocommit_single_statement()
     parameters = {**record.attempt, **record.move_on}
-    statement = statements.record_attempt_in_one_statement()
-    if record.counts:
+    if record.counts:  # a test message leaves the streak alone
         statement = statements.record_success_ending_streak()
         parameters.update(streak_webhook_id=record.attempt["attempt_webhook_id"],
                           success_at=record.attempt["attempt_started_at"])
+    else:
+        statement = statements.record_attempt_in_one_statement()
     db.session.connection().execute(statement, parameters)
     db.session.commit()
 

@@ -194,19 +194,19 @@ def secret_forms(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
     return tuple(forms)
 
 
-def redacted(content: bytes, secrets: tuple[str, ...], forms: tuple[bytes, ...] | None = None) -> bytes:
-    """The answer with every secret (and its base64, as in the whsec_ form) removed: endpoints may echo the body."""
-    for form in secret_forms(secrets) if forms is None else forms:
+def without_forms(content: bytes, forms: tuple[bytes, ...]) -> bytes:
+    """The answer with each of the secret's `forms` (secret_forms) replaced by a marker: endpoints may echo the body."""
+    for form in forms:
         content = content.replace(form, REDACTED)
     return content
 
 
-def kept_headers(headers, secrets: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """An answer's headers as stored: the first MAX_HEADERS, values cut to MAX_HEADER_VALUE, secrets removed."""
-    forms = secret_forms(secrets)
+def kept_headers(headers, forms: tuple[bytes, ...]) -> tuple[tuple[str, str], ...]:
+    """An answer's headers as stored: the first MAX_HEADERS, values cut to MAX_HEADER_VALUE, the secret's `forms`
+    removed."""
     kept = []
     for name, value in list(headers.items())[:MAX_HEADERS]:
-        clean = redacted(str(value).encode("utf-8", "replace"), secrets, forms).decode("utf-8", "replace")
+        clean = without_forms(str(value).encode("utf-8", "replace"), forms).decode("utf-8", "replace")
         kept.append((str(name)[:100], clean[:MAX_HEADER_VALUE]))
     return tuple(kept)
 
@@ -290,9 +290,10 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
                         raise
             status_code = response.status_code
             retry_after_header = response.headers.get("Retry-After")
-            response_headers = kept_headers(response.headers, redact)
+            forms = secret_forms(redact)  # worked out once for the headers and the body
+            response_headers = kept_headers(response.headers, forms)
             content = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
-            excerpt = redacted(content, redact)[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+            excerpt = without_forms(content, forms)[:EXCERPT_BYTES].decode("utf-8", errors="replace")
             if response.raw.read(1, decode_content=True) or deadline.expired:
                 response.close()  # more than 64 KiB, or cut off: this connection cannot be reused
             else:
